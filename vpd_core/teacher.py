@@ -1,0 +1,167 @@
+"""Teacher contexts (method.md §2): the prompt plus a sibling solution and/or feedback.
+
+The teacher is the same network as the student, conditioned on a richer user
+turn. The student's response tokens are later appended unchanged after the
+teacher prompt; this module only builds the prompt and the distillation mask.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .config import FeedbackParams, TeacherParams
+from .sequences import Message, Sample, chat_prompt_ids
+
+_THINK = re.compile(r"<think>.*?</think>", flags=re.DOTALL)
+_HOLE = re.compile(r"\{(prompt|solution|feedback|attempt)\}")
+
+
+class ContextError(ValueError):
+    pass
+
+
+@dataclass
+class TeacherContext:
+    prompt_ids: list[int]
+    active: bool  # the distillation mask m_i: False when there is neither a solution nor feedback
+    sibling: int | None = None  # index (in the batch) of the sibling whose solution is shown
+    used_feedback: bool = False
+    used_success_message: bool = False
+    truncated: bool = False
+
+
+def fill(template: str, **values: str) -> str:
+    """Substitute {name} placeholders literally in one pass (problem text may contain braces)."""
+    return _HOLE.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+
+
+def strip_thinking(text: str) -> str:
+    return _THINK.sub("", text).strip()
+
+
+def is_success(sample: Sample) -> bool:
+    return sample.reward >= 0.5
+
+
+def select_siblings(samples: list[Sample]) -> list[int | None]:
+    """For each sample, the first *other* successful sample of its group (SDPO's rule), or None."""
+    out: list[int | None] = []
+    for i, s in enumerate(samples):
+        sib = next((j for j, o in enumerate(samples) if j != i and o.group == s.group and is_success(o)), None)
+        out.append(sib)
+    return out
+
+
+def context_blocks(
+    sample: Sample,
+    sibling: Sample | None,
+    teacher: TeacherParams,
+    feedback: FeedbackParams,
+    *,
+    e_step: bool = False,
+) -> tuple[str, str, dict]:
+    """The solution block and the feedback block of one sample ('' when absent), and what was used."""
+    clean = strip_thinking if teacher.strip_thinking else (lambda t: t.strip())
+    solution = ""
+    if sibling is not None and "sibling" in feedback.sources:
+        solution = fill(teacher.solution_block, solution=clean(sibling.rollout.text))
+    notes = []
+    if "env" in feedback.sources and sample.feedback.strip():
+        notes.append(sample.feedback.strip())
+    if "critique" in feedback.sources and sample.critique.strip():
+        notes.append(sample.critique.strip())
+    used = {"feedback": False, "success": False}
+    fb = ""
+    if notes and not (solution and feedback.env_only_without_sibling):
+        fb = fill(teacher.feedback_block, feedback="\n\n".join(notes))
+        if teacher.quote_attempt:
+            fb = fill(teacher.attempt_block, attempt=clean(sample.rollout.text)) + fb
+        used["feedback"] = True
+    elif e_step and is_success(sample) and not solution:
+        # E-step positives need a context of their own (method.md §4).
+        fb = fill(teacher.success_block, feedback=teacher.success_message)
+        used["success"] = True
+    return solution, fb, used
+
+
+def teacher_messages(messages: list[Message], solution: str, feedback: str, teacher: TeacherParams) -> list[Message]:
+    if not messages or messages[-1].get("role") != "user":
+        raise ContextError("the student prompt must end with a user message")
+    user = fill(teacher.template, prompt=messages[-1]["content"], solution=solution, feedback=feedback)
+    return [*messages[:-1], {"role": "user", "content": user}]
+
+
+def _shorten(tokenizer, text: str, drop_tokens: int, marker: str) -> str:
+    """Drop about `drop_tokens` tokens from the end of text and mark the cut."""
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    keep = max(0, len(ids) - drop_tokens)
+    return tokenizer.decode(ids[:keep]) + marker if keep > 0 else ""
+
+
+def fit_teacher_prompt(
+    tokenizer, messages: list[Message], solution: str, feedback: str, teacher: TeacherParams
+) -> tuple[list[int], bool]:
+    """Chat-templated teacher prompt within teacher.max_prompt_tokens.
+
+    Cuts the feedback block first, then the sibling solution, then the problem
+    statement, always from inside the text, so the closing instruction and the
+    generation header survive.
+    """
+    cap = teacher.max_prompt_tokens
+    parts = {"feedback": feedback, "solution": solution, "prompt": messages[-1]["content"]}
+    base = messages[:-1]
+
+    def render() -> list[int]:
+        user = fill(teacher.template, prompt=parts["prompt"], solution=parts["solution"], feedback=parts["feedback"])
+        return chat_prompt_ids(tokenizer, [*base, {"role": "user", "content": user}])
+
+    ids = render()
+    truncated = False
+    for name in ("feedback", "solution", "prompt"):
+        for _ in range(8):  # token counts are not additive across a cut; re-check a few times
+            over = len(ids) - cap
+            if over <= 0 or not parts[name]:
+                break
+            marker_len = len(tokenizer.encode(teacher.truncation_marker, add_special_tokens=False))
+            parts[name] = _shorten(tokenizer, parts[name], over + marker_len + 2, teacher.truncation_marker)
+            truncated = True
+            ids = render()
+        if len(ids) <= cap:
+            return ids, truncated
+    raise ContextError(
+        f"teacher.max_prompt_tokens={cap} is too small: the template and chat header alone take {len(ids)} tokens"
+    )
+
+
+def build_teacher_contexts(
+    samples: list[Sample],
+    tokenizer,
+    teacher: TeacherParams,
+    feedback: FeedbackParams,
+    *,
+    e_step: bool = False,
+) -> list[TeacherContext]:
+    """Teacher prompt ids and distillation mask for every sample of a batch."""
+    siblings = select_siblings(samples)
+    out = []
+    for sample, sib in zip(samples, siblings):
+        solution, fb, used = context_blocks(
+            sample, samples[sib] if sib is not None else None, teacher, feedback, e_step=e_step
+        )
+        if not solution and not fb:
+            # No context: the teacher equals the student; keep the plain prompt and mask the sample out.
+            out.append(TeacherContext(prompt_ids=list(sample.rollout.prompt_ids), active=False))
+            continue
+        ids, truncated = fit_teacher_prompt(tokenizer, sample.messages, solution, fb, teacher)
+        out.append(
+            TeacherContext(
+                prompt_ids=ids,
+                active=True,
+                sibling=sib if solution else None,
+                used_feedback=used["feedback"],
+                used_success_message=used["success"],
+                truncated=truncated,
+            )
+        )
+    return out
