@@ -30,6 +30,13 @@ class ModelParams(_Section):
     gradient_checkpointing: bool = False
 
 
+class DataParams(_Section):
+    # Only the built-in arithmetic task exists until the dataset readers land.
+    source: Literal["arithmetic"] = "arithmetic"
+    num_problems: int = Field(64, ge=1)
+    max_operand: int = Field(30, ge=1)
+
+
 class RolloutParams(_Section):
     backend: Literal["hf", "vllm"] = "hf"
     problems_per_step: int = Field(2, ge=1)
@@ -150,6 +157,7 @@ class Params(_Section):
     algorithm: Literal["vpd", "sdpo", "grpo", "hybrid"] = "vpd"
     run_dir: str = "runs/default"
     model: ModelParams = ModelParams()
+    data: DataParams = DataParams()
     rollout: RolloutParams = RolloutParams()
     train: TrainParams = TrainParams()
     optim: OptimParams = OptimParams()

@@ -1,0 +1,91 @@
+"""params.yaml loading: defaults, overrides, and errors that name the key."""
+
+from pathlib import Path
+
+import pytest
+
+from pydantic import BaseModel
+
+from vpd_core.config import Params, ParamsError, load_params
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_repo_params_yaml_is_valid_and_complete():
+    import yaml
+
+    p = load_params(REPO / "params.yaml")
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+
+    def keys(model, prefix=""):
+        for name, field in type(model).model_fields.items():
+            value = getattr(model, name)
+            if isinstance(value, BaseModel):
+                yield from keys(value, prefix + name + ".")
+            else:
+                yield prefix + name
+
+    def has(d, dotted):
+        for part in dotted.split("."):
+            if not isinstance(d, dict) or part not in d:
+                return False
+            d = d[part]
+        return True
+
+    missing = [k for k in keys(p) if not has(raw, k)]
+    assert not missing, f"params.yaml should spell out every knob; missing {missing}"
+
+
+def test_overrides_apply_and_parse_yaml_values():
+    p = load_params(None, ["distill.alpha=0.5", "feedback.sources=[sibling]", "algorithm=grpo", "optim.grad_clip=null"])
+    assert p.distill.alpha == 0.5 and p.feedback.sources == ["sibling"] and p.algorithm == "grpo"
+    assert p.optim.grad_clip is None
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("distill:\n  alpah: 0.5\n", "unknown key 'distill.alpah'"),
+        ("bogus: 1\n", "unknown key 'bogus'"),
+        ("distill:\n  alpha: 1.5\n", "distill.alpha: Input should be less than or equal to 1"),
+        ("algorithm: ppo\n", "algorithm: Input should be 'vpd', 'sdpo', 'grpo' or 'hybrid'"),
+        ("feedback:\n  sources: [env, env]\n", "feedback.sources"),
+        ("teacher:\n  template: 'no holes'\n", "teacher.template must contain {prompt}"),
+        ("- a\n- b\n", "top level must be a mapping"),
+        ("rollout: [\n", "not valid YAML"),
+    ],
+)
+def test_bad_params_name_the_key(tmp_path, text, expected):
+    f = tmp_path / "params.yaml"
+    f.write_text(text)
+    with pytest.raises(ParamsError) as e:
+        load_params(f)
+    assert expected in str(e.value)
+    assert str(f) in str(e.value) or "YAML" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("distill.nope=1", "unknown key 'distill.nope'"),
+        ("seed.x=1", "unknown key 'seed.x'"),
+        ("vpd.e_every=0", "vpd.e_every: Input should be greater than or equal to 1"),
+        ("noequals", "expected key=value"),
+    ],
+)
+def test_bad_overrides_name_the_key(override, expected):
+    with pytest.raises(ParamsError, match=expected.replace(".", r"\.").replace("'", "'")):
+        load_params(None, [override])
+
+
+def test_missing_file():
+    with pytest.raises(ParamsError, match="nope.yaml: file not found"):
+        load_params("nope.yaml")
+
+
+def test_defaults_match_method():
+    p = Params()
+    assert (p.distill.topk, p.distill.alpha, p.distill.is_clip) == (20, 1.0, 2.0)
+    assert (p.vpd.e_every, p.vpd.beta, p.vpd.prior) == (5, 0.1, "current")
+    assert (p.grpo.eps_low, p.grpo.eps_high) == (0.2, 0.28)
+    assert p.teacher.quote_attempt is False
