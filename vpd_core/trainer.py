@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from collections import deque
 from contextlib import contextmanager
 
@@ -280,7 +281,9 @@ class Trainer:
         if not update:  # nothing to learn from (every sample masked): no AdamW moment or decay update
             self.optimizer.zero_grad(set_to_none=True)
             if advance_schedule:
-                self.scheduler.step()
+                with warnings.catch_warnings():  # stepping the schedule without an optimizer step is intended
+                    warnings.simplefilter("ignore", UserWarning)
+                    self.scheduler.step()
             return {"train/grad_norm": 0.0, "train/skipped_update": 1.0}
         clip = self.p.optim.grad_clip
         params = [p for p in self.model.parameters() if p.grad is not None]

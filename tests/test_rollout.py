@@ -1,0 +1,61 @@
+"""HF generate backend: grouping, seeds, sampler log-probs, finish reasons."""
+
+import torch
+
+from vpd_core.logprobs import token_logprobs
+from vpd_core.rollout import HFRolloutEngine, SamplingParams
+from vpd_core.sequences import chat_prompt_ids, pack
+
+
+def prompts(tok):
+    return [
+        chat_prompt_ids(tok, [{"role": "user", "content": "What is 2 + 3?"}]),
+        chat_prompt_ids(tok, [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "def solve"}]),
+    ]
+
+
+def test_groups_seeds_and_shapes(model, tok):
+    eng = HFRolloutEngine(model, tok, batch_size=3)
+    ps = prompts(tok)
+    out = eng.generate(ps, 4, SamplingParams(max_new_tokens=8, seed=7))
+    assert len(out) == 8
+    assert all(r.prompt_ids == ps[i // 4] for i, r in enumerate(out))
+    assert all(len(r.response_ids) == len(r.sampler_logps) <= 8 for r in out)
+    again = eng.generate(ps, 4, SamplingParams(max_new_tokens=8, seed=7))
+    assert [r.response_ids for r in out] == [r.response_ids for r in again]
+    other = eng.generate(ps, 4, SamplingParams(max_new_tokens=8, seed=8))
+    assert [r.response_ids for r in out] != [r.response_ids for r in other]
+
+
+def test_seeded_sampling_leaves_global_rng_alone(model, tok):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    HFRolloutEngine(model, tok).generate(prompts(tok), 2, SamplingParams(max_new_tokens=4, seed=1))
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_sampler_logps_match_trainer_logps(model, tok):
+    # T=1, top-p=1 (the training setting): the sampler's distribution is the model's.
+    eng = HFRolloutEngine(model, tok, batch_size=8)
+    out = eng.generate(prompts(tok), 3, SamplingParams(max_new_tokens=10, seed=3))
+    packed = pack([r.prompt_ids for r in out], [r.response_ids for r in out], tok.pad_token_id)
+    with torch.no_grad():
+        lp = token_logprobs(model.eval(), packed)
+    for i, r in enumerate(out):
+        assert torch.allclose(lp[i, : len(r.response_ids)], torch.tensor(r.sampler_logps), atol=1e-4)
+
+
+def test_greedy_and_finish_reasons(model, tok):
+    eng = HFRolloutEngine(model, tok)
+    ps = prompts(tok)[:1]
+    greedy = eng.generate(ps, 2, SamplingParams(temperature=0, max_new_tokens=6))
+    assert greedy[0].response_ids == greedy[1].response_ids
+    assert greedy[0].finish_reason == "length" and len(greedy[0].response_ids) == 6
+    # Make the 3rd greedy token a stop token: generation must end there, keep it, and say "stop".
+    stop = greedy[0].response_ids[2]
+    eng.stop_ids = [stop]
+    out = eng.generate(ps, 1, SamplingParams(temperature=0, max_new_tokens=6))[0]
+    first = greedy[0].response_ids.index(stop)
+    assert out.response_ids == greedy[0].response_ids[: first + 1]
+    assert out.finish_reason == "stop"
