@@ -16,17 +16,13 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
+from .fileio import write_text_atomic
+
 STEP_PREFIX = "step-"
 
 
 def checkpoint_name(step: int) -> str:
     return f"{STEP_PREFIX}{step:06d}"
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def save_checkpoint(trainer, root: str | Path, keep: int | None = None) -> Path:

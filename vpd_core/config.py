@@ -13,8 +13,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .errors import VPDError
 
-class ParamsError(ValueError):
+
+class ParamsError(VPDError):
     """A params file or override is invalid; the message names the key."""
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from .errors import VPDError
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub; local directories only
 
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase  # noqa: E402
@@ -32,8 +34,8 @@ EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
-class ModelError(RuntimeError):
-    pass
+class ModelError(VPDError):
+    """A model directory is missing or unusable."""
 
 
 def resolve_model_path(path: str, cache_dir: str | Path = "models") -> Path:

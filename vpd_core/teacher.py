@@ -11,14 +11,15 @@ import re
 from dataclasses import dataclass
 
 from .config import FeedbackParams, TeacherParams
+from .errors import VPDError
 from .sequences import Message, Sample, chat_prompt_ids
 
 _THINK = re.compile(r"<think>.*?</think>", flags=re.DOTALL)
 _HOLE = re.compile(r"\{(prompt|solution|feedback|attempt)\}")
 
 
-class ContextError(ValueError):
-    pass
+class ContextError(VPDError):
+    """A teacher context cannot be built as configured."""
 
 
 @dataclass

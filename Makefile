@@ -1,0 +1,39 @@
+# Two entry points on a fresh machine (see README):
+#   make run    set up, fetch the embedded default model, run the main job
+#   make test   set up, run the test suite
+# Everything else here is what those two need.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+PARAMS ?= params.yaml
+SET    ?=
+
+.PHONY: run test setup model bench clean-runs
+
+# torch is installed first and pinned: an unpinned torch (directly or through a
+# dependency) resolves to a multi-GB CUDA build on CPU machines.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+model: setup
+	HF_HUB_OFFLINE=1 $(VENV)/bin/vpd model fetch --cache-dir models
+
+run: model
+	HF_HUB_OFFLINE=1 $(VENV)/bin/vpd train --params $(PARAMS) $(foreach s,$(SET),--set $(s))
+
+test: setup
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+bench: setup
+	$(PY) -m pip install -q -e ".[dev,bench]"
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/mstep.py
+
+clean-runs:
+	rm -rf runs/default

@@ -1,0 +1,47 @@
+"""The `vpd` command end to end on the tiny model: train, resume, and bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def vpd(*args, cwd=REPO):
+    return subprocess.run([sys.executable, "-m", "vpd.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_bad_override_exits_2_naming_the_key():
+    r = vpd("params", "--set", "distill.alpha=2")
+    assert r.returncode == 2
+    assert "distill.alpha" in r.stderr and "less than or equal to 1" in r.stderr
+
+
+def test_unknown_key_in_params_file(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("vpd:\n  e_evry: 3\n")
+    r = vpd("train", "--params", str(f))
+    assert r.returncode == 2 and f"{f}: unknown key 'vpd.e_evry'" in r.stderr
+
+
+def test_missing_model_dir_exits_2(tmp_path):
+    r = vpd("train", "--set", f"model.path={tmp_path / 'nope'}", "--set", f"run_dir={tmp_path / 'run'}")
+    assert r.returncode == 2 and "not a Hugging Face model directory" in r.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_then_resume(tiny_dir, tmp_path):
+    common = ["--set", f"model.path={tiny_dir}", "--set", f"run_dir={tmp_path / 'run'}", "--set", "vpd.e_every=2",
+              "--set", "rollout.max_new_tokens=8", "--set", "optim.lr=1e-3"]
+    r = vpd("train", *common, "--set", "train.steps=2")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["train/step"] for x in rows] == [1.0, 2.0]
+    assert "estep/loss" in rows[1] and "estep/loss" not in rows[0]
+    r = vpd("train", *common, "--set", "train.steps=3")
+    assert r.returncode == 0, r.stderr
+    assert "resumed from" in r.stdout and "step-000002" in r.stdout
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["train/step"] for x in rows] == [1.0, 2.0, 3.0]
+    assert (tmp_path / "run" / "checkpoints" / "step-000003" / "model" / "config.json").is_file()

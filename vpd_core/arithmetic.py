@@ -1,0 +1,55 @@
+"""A built-in arithmetic task: the core's end-to-end smoke workload until real datasets land.
+
+Problems are generated from a seed; the verifier reads the final answer
+(`\\boxed{...}` or else the last number) and returns a binary reward plus
+feedback text, the same contract the code sandbox and graders will follow.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+
+SYSTEM = "You are a helpful assistant. Solve the problem and give the final answer as \\boxed{number}."
+_BOXED = re.compile(r"\\boxed\{\s*(-?\d+)\s*\}")
+_NUMBER = re.compile(r"-?\d+")
+
+
+@dataclass(frozen=True)
+class Problem:
+    id: str
+    messages: tuple[dict, ...]
+    answer: int
+
+
+def make_problems(n: int, max_operand: int, seed: int) -> list[Problem]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        a, b = rng.randint(1, max_operand), rng.randint(1, max_operand)
+        op = rng.choice("+-*")
+        answer = {"+": a + b, "-": a - b, "*": a * b}[op]
+        question = f"What is {a} {op} {b}?"
+        out.append(Problem(f"arith-{i:04d}", ({"role": "system", "content": SYSTEM}, {"role": "user", "content": question}), answer))
+    return out
+
+
+def final_answer(text: str) -> int | None:
+    boxed = _BOXED.findall(text)
+    if boxed:
+        return int(boxed[-1])
+    numbers = _NUMBER.findall(text)
+    return int(numbers[-1]) if numbers else None
+
+
+def verify(problem: Problem, response: str, truncated: bool = False) -> tuple[float, str]:
+    """(reward, feedback). Feedback says what was wrong without revealing the answer."""
+    got = final_answer(response)
+    if got is None:
+        if truncated:
+            return 0.0, "Your response was truncated before it gave a final answer."
+        return 0.0, "No final answer found. Give the final answer as \\boxed{number}."
+    if got == problem.answer:
+        return 1.0, ""
+    return 0.0, f"Your final answer {got} is wrong."
