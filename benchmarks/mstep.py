@@ -82,7 +82,8 @@ def run_one(args) -> dict:
     tok, model = load_tokenizer(path), load_model(path)
     params = parse_params({
         "algorithm": "sdpo", "sdpo": {"teacher": "frozen"},  # placeholder; overridden below per impl
-        "distill": {"topk": 20, "alpha": 1.0, "add_tail": True, "is_clip": 2.0},
+        # TRL averages per sequence, then over sequences: match it so both compute the same loss.
+        "distill": {"topk": 20, "alpha": 1.0, "add_tail": True, "is_clip": 2.0, "loss_agg": "seq-mean-token-mean"},
         "train": {"micro_batch_size": args.batch, "logit_chunk": args.chunk},
         "rollout": {"group_size": 4},
     })
@@ -214,7 +215,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for impl, s in summary.items():
         print(f"| {impl} | {s['tokens_per_s_median']:.1f} | {s['seconds_median']:.2f} | {s['peak_rss_mib_median']:.0f} "
-              f"| {s['peak_over_loaded_mib_median']:.0f} | {s['loss']:.5f} |")
+              f"| {s['peak_over_loaded_mib_median']:.0f} | {s["loss"]:.8f} |")
 
 
 if __name__ == "__main__":

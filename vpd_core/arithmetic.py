@@ -11,7 +11,7 @@ import random
 import re
 from dataclasses import dataclass
 
-SYSTEM = "You are a helpful assistant. Solve the problem and give the final answer as \\boxed{number}."
+SYSTEM = "Answer with only the final number."  # SmolLM2-135M solves ~14% of these at T=1
 _BOXED = re.compile(r"\\boxed\{\s*(-?\d+)\s*\}")
 _NUMBER = re.compile(r"-?\d+")
 

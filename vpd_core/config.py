@@ -36,7 +36,7 @@ class DataParams(_Section):
     # Only the built-in arithmetic task exists until the dataset readers land.
     source: Literal["arithmetic"] = "arithmetic"
     num_problems: int = Field(64, ge=1)
-    max_operand: int = Field(30, ge=1)
+    max_operand: int = Field(10, ge=1)
 
 
 class RolloutParams(_Section):
