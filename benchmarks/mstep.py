@@ -215,7 +215,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for impl, s in summary.items():
         print(f"| {impl} | {s['tokens_per_s_median']:.1f} | {s['seconds_median']:.2f} | {s['peak_rss_mib_median']:.0f} "
-              f"| {s['peak_over_loaded_mib_median']:.0f} | {s["loss"]:.8f} |")
+              f"| {s['peak_over_loaded_mib_median']:.0f} | {s['loss']:.8f} |")
 
 
 if __name__ == "__main__":
