@@ -129,7 +129,7 @@ def trl_step_fn(model, tok, samples, contexts, args):
     config = SDPOConfig(
         output_dir=str(Path(args.workdir) / "trl"), report_to=[], use_cpu=True, bf16=False,
         distillation_mode="topk_logits", distillation_topk=20, distillation_alpha=1.0,
-        distillation_add_tail=True, distillation_is_clip=2.0, max_grad_norm=1.0, learning_rate=1e-5,
+        distillation_add_tail=True, distillation_is_clip=2.0, teacher_model_kind="live", max_grad_norm=1.0, learning_rate=1e-5,
         per_device_train_batch_size=args.batch, num_generations=4, max_completion_length=args.resp_len,
     )
     data = Dataset.from_list([{"prompt": s.messages} for s in samples])
@@ -145,8 +145,8 @@ def trl_step_fn(model, tok, samples, contexts, args):
         "self_distillation_mask": torch.tensor([float(c.active) for c in contexts]),
         "old_per_token_logps": torch.tensor([s.rollout.sampler_logps for s in samples]),
     }
-    teacher_model = trainer._get_teacher_model() if hasattr(trainer, "_get_teacher_model") else getattr(
-        trainer, "teacher_model", None) or trainer.model
+    teacher_model = trainer.teacher_model  # "live": the student network itself, as in VPD
+    assert teacher_model is model
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
 
     def step():
