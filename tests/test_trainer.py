@@ -192,3 +192,47 @@ def test_checkpoints_are_atomic_and_pruned(model, tok, tmp_path):
     assert latest_checkpoint(root).name == "step-000003"
     # the saved model directory loads as a normal HF model
     assert load_model(root / "step-000003" / "model") is not None
+
+
+@pytest.mark.parametrize("chunk, agg", [(2, "token-mean"), (256, "token-mean"), (3, "seq-mean-token-mean")])
+def test_m_step_update_equals_pure_distillation_loss(tiny_dir, tok, chunk, agg):
+    """The trainer's chunked, fused-backward M-step takes the same step as `distillation_loss`
+    on full logits from the model's own forward."""
+    from vpd_core.losses import distillation_loss
+    from vpd_core.logprobs import gather_logps
+    from vpd_core.losses import importance_weights
+    from vpd_core.sequences import pack, pad_right
+    from vpd_core.teacher import build_teacher_contexts
+
+    batch = synthetic_batch(tok)
+    for k, s in enumerate(batch):  # ragged responses and sampler log-probs that differ from the model's
+        extra = tok.encode(" and more" * (k % 3), add_special_tokens=False)
+        s.rollout.response_ids = extra + s.rollout.response_ids
+        s.rollout.sampler_logps = [-5.0 - 0.1 * j for j in range(len(s.rollout.response_ids))]
+    batch[5].reward, batch[5].feedback, batch[4].reward = 0.0, "", 0.0  # group 1 has one success left: masks
+    p = params(train={"logit_chunk": chunk, "micro_batch_size": 3}, distill={"loss_agg": agg, "topk": 7},
+               optim={"lr": 1e5, "eps": 1e3, "grad_clip": None})  # update ~ 100 * gradient (see above)
+    ctx = build_teacher_contexts(batch, tok, p.teacher, p.feedback)
+    assert not all(c.active for c in ctx)
+
+    ma = load_model(tiny_dir)
+    before = flat_params(ma)
+    Trainer(ma, tok, p).m_step(batch, ctx)
+    got = flat_params(ma) - before
+
+    mb = load_model(tiny_dir)
+    stu = pack([s.rollout.prompt_ids for s in batch], [s.rollout.response_ids for s in batch], tok.pad_token_id)
+    tea = pack([c.prompt_ids for c in ctx], [s.rollout.response_ids for s in batch], tok.pad_token_id)
+    P, Pt, T = stu.prompt_len, tea.prompt_len, stu.response_len
+    s_logits = mb(input_ids=stu.input_ids, attention_mask=stu.attention_mask, position_ids=stu.position_ids).logits[:, P - 1 : P - 1 + T]
+    with torch.no_grad():
+        t_logits = mb(input_ids=tea.input_ids, attention_mask=tea.attention_mask, position_ids=tea.position_ids).logits[:, Pt - 1 : Pt - 1 + T]
+    mask = stu.response_mask * torch.tensor([float(c.active) for c in ctx])[:, None]
+    w = importance_weights(gather_logps(s_logits, stu.response_ids), pad_right([s.rollout.sampler_logps for s in batch], T), 2.0)
+    loss, _ = distillation_loss(s_logits, t_logits, mask, topk=7, alpha=1.0, is_weights=w, loss_agg=agg)
+    loss.backward()
+    opt = torch.optim.AdamW(mb.parameters(), lr=1e5, eps=1e3, weight_decay=0.0)
+    opt.step()
+    want = flat_params(mb) - before
+    assert want.abs().max() > 1e-2
+    assert torch.allclose(got, want, atol=1e-5, rtol=1e-3)

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 import torch
 
 from .config import Params
-from .logprobs import entropy_from_logits, gather_logps, lm_head, map_chunks, response_hidden, token_logprobs
+from .logprobs import entropy_from_logits, gather_logps, lm_head, response_hidden, token_logprobs
 from .losses import (
     bco_loss,
     distillation_loss_from_per_token,
@@ -109,45 +109,61 @@ class Trainer:
         return metrics
 
     def m_step(self, samples: list[Sample], contexts: list[TeacherContext]) -> dict[str, float]:
-        """Distil sg(teacher | context) into the student on the student's own rollouts."""
+        """Distil sg(teacher | context) into the student on the student's own rollouts.
+
+        The lm head runs chunk by chunk over response positions and each chunk's
+        loss is back-propagated to the final hidden states at once, so [b, chunk, V]
+        logits never outlive their chunk and nothing is recomputed; the decoder then
+        gets one backward pass per micro-batch.
+        """
         d, chunk = self.p.distill, self.p.train.logit_chunk
         active = [c.active for c in contexts]
         weights = [_agg_weight(len(s.rollout.response_ids), a, d.loss_agg) for s, a in zip(samples, active)]
         total = sum(weights)
         sums = _Sums()
         t_teacher = t_update = 0.0
+        head = lm_head(self.model)
         self.optimizer.zero_grad(set_to_none=True)
         for idx in self._micro_batches(len(samples)):
-            mb_weight = sum(weights[i] for i in idx)
             student = self._pack([samples[i].rollout.prompt_ids for i in idx], [samples[i] for i in idx])
             teacher = self._pack([contexts[i].prompt_ids for i in idx], [samples[i] for i in idx])
             t0 = time.perf_counter()
-            teacher_parts = self._teacher_hidden(teacher)
-            t1 = time.perf_counter()
-            h = response_hidden(self.model, student)  # [b, T, H]
-            head = lm_head(self.model)
-            heads = [(hd, w) for _, hd, w in teacher_parts]
-
-            def chunk_fn(h_c, y_c, *teacher_h):
-                s_logits = head(h_c).float()  # [b, c, V]
-                t_logits = sum(w * hd(th).float() for (hd, w), th in zip(heads, teacher_h))
-                div = distillation_per_token(s_logits, t_logits, topk=d.topk, alpha=d.alpha, add_tail=d.add_tail)
-                with torch.no_grad():
-                    ent = entropy_from_logits(s_logits)
-                return div, gather_logps(s_logits, y_c), ent
-
-            div, logps, ent = map_chunks(
-                chunk_fn, h, student.response_ids, *[th for th, _, _ in teacher_parts], chunk=chunk
-            )
+            teacher_parts = self._teacher_hidden(teacher)  # [(hidden [b, T, H], head, weight)]
+            t_teacher += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            h = response_hidden(self.model, student)  # [b, T, H], graph through the decoder
+            h_leaf = h.detach().requires_grad_(True)
             mask = student.response_mask * torch.tensor([float(active[i]) for i in idx], device=self.device)[:, None]
-            old = self._old_logps(logps, [samples[i] for i in idx], student)
-            w = importance_weights(logps, old, d.is_clip) if d.is_clip is not None else None
-            loss, m = distillation_loss_from_per_token(div, mask, is_weights=w, loss_agg=d.loss_agg)
-            if mb_weight > 0:
-                (loss * (mb_weight / total)).backward()
+            # d(loss)/d(weighted divergence of token t): the loss aggregation over the whole batch
+            n_tokens = student.response_mask.sum(-1).clamp(min=1.0)  # [b]
+            coef = mask * (torch.tensor([weights[i] for i in idx], device=self.device) / max(total, 1e-12) / n_tokens)[:, None]
+            old = None if self.p.train.old_logps == "recompute" else self._old_logps(None, [samples[i] for i in idx], student)
+            divs, logps, ents, ws = [], [], [], []
+            t_head = 0.0  # teacher lm-head time inside the chunk loop
+            for a in range(0, student.response_len, chunk):
+                sl = slice(a, a + chunk)
+                t1 = time.perf_counter()
+                with torch.no_grad():
+                    t_logits = sum(w * hd(th[:, sl]).float() for th, hd, w in teacher_parts)  # [b, c, V]
+                t_head += time.perf_counter() - t1
+                s_logits = head(h_leaf[:, sl]).float()  # [b, c, V]
+                div = distillation_per_token(s_logits, t_logits, topk=d.topk, alpha=d.alpha, add_tail=d.add_tail)
+                logp = gather_logps(s_logits, student.response_ids[:, sl])
+                w = torch.ones_like(logp) if d.is_clip is None or old is None else importance_weights(logp, old[:, sl], d.is_clip)
+                if total > 0:
+                    (div * w * coef[:, sl]).sum().backward()  # frees this chunk's logits
+                with torch.no_grad():
+                    ents.append(entropy_from_logits(s_logits))
+                divs.append(div.detach())
+                logps.append(logp.detach())
+                ws.append(w)
+            if total > 0 and h_leaf.grad is not None:
+                h.backward(h_leaf.grad)
+            div, ent, w = torch.cat(divs, 1), torch.cat(ents, 1), torch.cat(ws, 1)
+            _, m = distillation_loss_from_per_token(div, mask, is_weights=w if d.is_clip is not None else None, loss_agg=d.loss_agg)
             sums.add(m, mask, ent=ent, full_mask=student.response_mask)
-            t_teacher += t1 - t0
-            t_update += time.perf_counter() - t1
+            t_teacher += t_head
+            t_update += time.perf_counter() - t0 - t_head
         t0 = time.perf_counter()
         metrics = self._optimizer_step(update=total > 0)
         t_update += time.perf_counter() - t0
@@ -254,7 +270,7 @@ class Trainer:
     def _pack(self, prompts: list[list[int]], samples: list[Sample]) -> Packed:
         return pack(prompts, [s.rollout.response_ids for s in samples], self.pad_id, self.device)
 
-    def _old_logps(self, logps: torch.Tensor, samples: list[Sample], packed: Packed) -> torch.Tensor:
+    def _old_logps(self, logps: torch.Tensor | None, samples: list[Sample], packed: Packed) -> torch.Tensor:
         if self.p.train.old_logps == "recompute":
             # One update per batch: the policy before the update is the current one.
             return logps.detach()

@@ -1,0 +1,51 @@
+"""LR schedule with warm-up, and the built-in arithmetic task's verifier."""
+
+import math
+
+import pytest
+
+from vpd_core import arithmetic
+from vpd_core.loop import select_problems, step_seed
+from vpd_core.trainer import lr_lambda
+
+
+def test_warmup_then_constant():
+    f = lr_lambda("constant", warmup=4, total=10)
+    assert [f(s) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+
+
+def test_linear_and_cosine_decay_to_zero():
+    lin, cos = lr_lambda("linear", 2, 12), lr_lambda("cosine", 2, 12)
+    assert lin(2) == 1.0 and lin(7) == pytest.approx(0.5) and lin(12) == 0.0
+    assert cos(2) == 1.0 and cos(7) == pytest.approx(0.5) and cos(12) == pytest.approx(0.0, abs=1e-12)
+    assert cos(4) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.2)))
+
+
+def test_arithmetic_problems_are_seeded():
+    a = arithmetic.make_problems(5, 10, seed=3)
+    assert a == arithmetic.make_problems(5, 10, seed=3) != arithmetic.make_problems(5, 10, seed=4)
+    assert all(eval(p.messages[1]["content"][8:-1]) == p.answer for p in a)
+
+
+@pytest.mark.parametrize(
+    "text, truncated, reward, feedback",
+    [
+        ("The answer is \\boxed{12}. Also 7.", False, 1.0, ""),
+        ("12", False, 1.0, ""),
+        ("I think 3 + 4 = 7, so 11", False, 0.0, "Your final answer 11 is wrong."),
+        ("no idea", False, 0.0, "No final answer found"),
+        ("let me think about", True, 0.0, "truncated"),
+    ],
+)
+def test_verifier(text, truncated, reward, feedback):
+    p = arithmetic.Problem("x", (), 12)
+    r, fb = arithmetic.verify(p, text, truncated)
+    assert r == reward and feedback in fb
+    assert "12" not in fb  # feedback never leaks the answer
+
+
+def test_problem_selection_depends_only_on_seed_and_step():
+    items = list(range(50))
+    assert select_problems(items, 3, 0, 5) == select_problems(items, 3, 0, 5)
+    assert select_problems(items, 3, 0, 5) != select_problems(items, 3, 0, 6)
+    assert step_seed(0, 1) != step_seed(1, 0)
