@@ -1,0 +1,26 @@
+"""Running untrusted model-written code: Docker first, bubblewrap fallback.
+
+Knows nothing of Prefect or DVC. The trusted in-sandbox code lives in
+`sandboxes/runtime/` (stdlib only); everything else runs on the host.
+"""
+
+from .types import ExecResult, Job, SandboxError, TestCase, TestResult
+
+__all__ = ["ExecResult", "Job", "SandboxError", "TestCase", "TestResult", "make_sandbox"]
+
+
+def make_sandbox(backend: str = "docker", **kwargs):
+    """A sandbox by name: 'docker', 'bwrap', or 'rlimit' (no isolation; needs allow_unsafe=True)."""
+    if backend == "docker":
+        from .docker_backend import DockerSandbox
+
+        return DockerSandbox(**kwargs)
+    if backend == "bwrap":
+        from .bwrap import BwrapSandbox
+
+        return BwrapSandbox(**kwargs)
+    if backend == "rlimit":
+        from .bwrap import RlimitSandbox
+
+        return RlimitSandbox(**kwargs)
+    raise ValueError(f"unknown sandbox backend '{backend}' (docker | bwrap | rlimit)")

@@ -1,0 +1,55 @@
+"""The interface every backend implements, and the batched API on top of it."""
+
+from __future__ import annotations
+
+import json
+import os
+from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from .types import ExecResult, Job, SandboxError, TestResult
+
+RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
+
+
+class Sandbox(ABC):
+    backend = ""
+
+    def __init__(self, concurrency: int | None = None):
+        self.concurrency = concurrency or os.cpu_count() or 1
+
+    @abstractmethod
+    def run(self, job: Job) -> ExecResult:
+        """Run one program on its tests. Raises SandboxError on infrastructure failure."""
+
+    def run_batch(self, jobs: list[Job]) -> list[ExecResult]:
+        """Many programs, results in input order, `concurrency` at a time."""
+        if not jobs:
+            return []
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(jobs))) as pool:
+            return list(pool.map(self.run, jobs))
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def host_timeout(job: Job) -> float:
+    """How long the host waits for the supervisor before calling it an infrastructure failure."""
+    return len(job.tests) * (job.time_limit_s + 1.0) + 20.0
+
+
+def parse_result(text: str, backend: str) -> ExecResult:
+    for line in reversed(text.splitlines()):
+        if line.startswith("RESULT "):
+            data = json.loads(line[len("RESULT ") :])
+            if "infra_error" in data:
+                raise SandboxError(f"{backend}: supervisor failed: {data['infra_error']}")
+            return ExecResult(tests=[TestResult.from_wire(t) for t in data["tests"]], backend=backend)
+    raise SandboxError(f"{backend}: no result from the supervisor (output: {text[-300:]!r})")

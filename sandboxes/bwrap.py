@@ -1,0 +1,79 @@
+"""Bubblewrap backend (machines without Docker), and a plain-rlimit mode that is NOT isolation."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import sys
+
+from .base import RUNTIME_DIR, Sandbox, host_timeout, parse_result
+from .types import ExecResult, Job, SandboxError
+
+log = logging.getLogger(__name__)
+
+
+def bwrap_supports(flag: str) -> bool:
+    try:
+        out = subprocess.run(["bwrap", "--help"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return flag in out.stdout + out.stderr
+
+
+class BwrapSandbox(Sandbox):
+    """One `bwrap` per program (~6 ms): new user, pid, net, ipc, uts, cgroup namespaces; only
+    /usr and the supervisor visible (read-only); empty environment; fresh /tmp; uid 1000.
+    Memory, CPU, file size and process count are rlimits set by the supervisor per program."""
+
+    backend = "bwrap"
+
+    def __init__(self, python: str = "/usr/bin/python3", tmp_size_mb: int = 64, concurrency: int | None = None):
+        super().__init__(concurrency)
+        if shutil.which("bwrap") is None:
+            raise SandboxError("bwrap: bubblewrap is not installed (Debian package 'bubblewrap')")
+        self.python = python
+        size = ["--size", str(tmp_size_mb << 20)] if bwrap_supports("--size") else []
+        if not size:
+            log.warning("bwrap < 0.9: /tmp cannot be size-capped; files are limited by RLIMIT_FSIZE only")
+        self.prefix = [
+            "bwrap", "--unshare-all", "--die-with-parent", "--new-session",
+            "--ro-bind", "/usr", "/usr",
+            "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+            "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
+            "--ro-bind", str(RUNTIME_DIR), "/opt/sandbox",
+            "--proc", "/proc", "--dev", "/dev", *size, "--tmpfs", "/tmp",
+            "--uid", "1000", "--gid", "1000", "--hostname", "sandbox",
+            "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--chdir", "/tmp",
+            self.python, "-I", "/opt/sandbox/supervisor.py", "--once",
+        ]
+
+    def run(self, job: Job) -> ExecResult:
+        return self._run(self.prefix, job)
+
+    def _run(self, cmd: list[str], job: Job) -> ExecResult:
+        try:
+            proc = subprocess.run(cmd, input=json.dumps(job.to_wire()), capture_output=True, text=True,
+                                  timeout=host_timeout(job), env={})
+        except subprocess.TimeoutExpired:
+            raise SandboxError(f"{self.backend}: supervisor did not answer in {host_timeout(job):.0f} s") from None
+        except OSError as e:
+            raise SandboxError(f"{self.backend}: cannot start: {e}") from None
+        if proc.returncode != 0 and "RESULT " not in proc.stdout:
+            raise SandboxError(f"{self.backend}: exited {proc.returncode}: {proc.stderr[-500:]}")
+        return parse_result(proc.stdout, self.backend)
+
+
+class RlimitSandbox(BwrapSandbox):
+    """Plain rlimits and a scratch directory: NOT isolation (the program sees the network,
+    the filesystem and processes of this user). Only with allow_unsafe=True."""
+
+    backend = "rlimit"
+
+    def __init__(self, allow_unsafe: bool = False, concurrency: int | None = None):
+        Sandbox.__init__(self, concurrency)
+        if not allow_unsafe:
+            raise SandboxError("rlimit: plain rlimits are not isolation; pass allow_unsafe=True to use them")
+        log.warning("rlimit sandbox: programs run WITHOUT isolation (network, files and processes are reachable)")
+        self.prefix = [sys.executable, "-I", str(RUNTIME_DIR / "supervisor.py"), "--once", "--unisolated"]

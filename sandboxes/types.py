@@ -1,0 +1,91 @@
+"""What goes into a sandbox and what comes out."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from vpd_core.errors import VPDError
+
+Status = Literal["pass", "wrong_answer", "runtime_error", "compile_error", "timeout", "memory_limit", "output_limit"]
+STATUSES = ("pass", "wrong_answer", "runtime_error", "compile_error", "timeout", "memory_limit", "output_limit")
+
+
+class SandboxError(RuntimeError):
+    """Infrastructure failure (daemon gone, container died, sandbox tool missing).
+
+    Never a verdict: callers retry or fail the task, they do not score the program.
+    """
+
+
+class JobError(VPDError):
+    """A job is malformed (bad test type, missing function name...)."""
+
+
+@dataclass
+class TestCase:
+    input: str
+    output: str
+    testtype: Literal["stdin", "functional"] = "stdin"
+
+
+@dataclass
+class Job:
+    code: str
+    tests: list[TestCase]
+    fn_name: str | None = None  # set: call-based grading (LeetCode); None: stdin/stdout
+    time_limit_s: float = 6.0  # per test, wall clock (LiveCodeBench's default)
+    memory_mb: int = 512
+    stop_at_first_failure: bool = False  # True: the official evaluation's early exit
+
+    def __post_init__(self):
+        self.tests = [t if isinstance(t, TestCase) else TestCase(**t) for t in self.tests]
+        kinds = {t.testtype for t in self.tests}
+        if "functional" in kinds and not self.fn_name:
+            raise JobError("functional tests need fn_name (metadata.func_name)")
+        if kinds - {"stdin", "functional"}:
+            raise JobError(f"unknown test type(s) {sorted(kinds - {'stdin', 'functional'})}")
+
+    def to_wire(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TestResult:
+    status: Status
+    input: str = ""
+    expected: str = ""
+    output: str = ""
+    message: str = ""
+    exception: str = ""
+    traceback: list[str] = field(default_factory=list)
+    stderr: str = ""
+    elapsed: float | None = None
+
+    @classmethod
+    def from_wire(cls, d: dict) -> TestResult:
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d and d[k] is not None}
+        return cls(**known)
+
+
+@dataclass
+class ExecResult:
+    tests: list[TestResult]
+    extracted: bool = True  # False: no code block in the response (nothing was run)
+    truncated: bool = False  # the response hit the length limit
+    backend: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.extracted and bool(self.tests) and all(t.status == "pass" for t in self.tests)
+
+    @property
+    def reward(self) -> int:
+        return int(self.passed)
+
+    @property
+    def pass_fraction(self) -> float:
+        return sum(t.status == "pass" for t in self.tests) / len(self.tests) if self.tests else 0.0
+
+    def to_dict(self) -> dict:
+        return {"passed": self.passed, "reward": self.reward, "tests": [asdict(t) for t in self.tests]}
