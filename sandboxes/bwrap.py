@@ -23,7 +23,8 @@ def bwrap_supports(flag: str) -> bool:
 
 
 class BwrapSandbox(Sandbox):
-    """One `bwrap` per program (~6 ms): new user, pid, net, ipc, uts, cgroup namespaces; only
+    """One `bwrap` per program (~6 ms): new user, pid, net, ipc, uts, cgroup namespaces, the
+    supervisor as PID 1 (so the program cannot signal it; bubblewrap installs no reaper); only
     /usr and the supervisor visible (read-only); empty environment; fresh /tmp; uid 1000.
     Memory, CPU, file size and process count are rlimits set by the supervisor per program."""
 
@@ -38,7 +39,7 @@ class BwrapSandbox(Sandbox):
         if not size:
             log.warning("bwrap < 0.9: /tmp cannot be size-capped; files are limited by RLIMIT_FSIZE only")
         self.prefix = [
-            "bwrap", "--unshare-all", "--die-with-parent", "--new-session",
+            "bwrap", "--unshare-all", "--as-pid-1", "--die-with-parent", "--new-session",
             "--ro-bind", "/usr", "/usr",
             "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
             "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",

@@ -61,6 +61,7 @@ class TestResult:
     traceback: list[str] = field(default_factory=list)
     stderr: str = ""
     elapsed: float | None = None
+    size: int = 0  # len(input) + len(expected output) of the full test (excerpts are cut)
 
     @classmethod
     def from_wire(cls, d: dict) -> TestResult:

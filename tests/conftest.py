@@ -23,3 +23,25 @@ def tok(tiny_dir):
 def model(tiny_dir):
     torch.manual_seed(0)
     return load_model(tiny_dir)
+
+
+# ----------------------------------------------------------------------------- sandboxes
+
+SANDBOX_BACKENDS = ["docker", "bwrap"]
+
+
+@pytest.fixture(scope="session")
+def _sandboxes():
+    """One sandbox per backend for the whole session. Missing engines are errors, not skips:
+    `make test` installs bubblewrap and starts a private dockerd (DOCKER_HOST)."""
+    from sandboxes import make_sandbox
+
+    made = {}
+    yield lambda name: made.setdefault(name, make_sandbox(name, concurrency=2))
+    for sb in made.values():
+        sb.close()
+
+
+@pytest.fixture(params=SANDBOX_BACKENDS)
+def sandbox(request, _sandboxes):
+    return _sandboxes(request.param)

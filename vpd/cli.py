@@ -3,6 +3,7 @@
     vpd train [--params params.yaml] [--set key=value ...]
     vpd params [--params params.yaml] [--set key=value ...]   # print the validated params
     vpd model fetch [--cache-dir models]                      # fetch + convert the embedded default
+    vpd sandbox check --problem P.json --code S.py [--backend docker|bwrap] [--stop-at-first-failure]
 
 Exit status 2 on bad input (params, paths), with a message naming what is wrong.
 """
@@ -32,6 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
     model_sub = model.add_subparsers(dest="model_command", required=True)
     fetch = model_sub.add_parser("fetch", help="fetch and convert the embedded default model")
     fetch.add_argument("--cache-dir", default="models")
+    sandbox = sub.add_parser("sandbox", help="run code in the sandbox")
+    sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True)
+    check = sandbox_sub.add_parser("check", help="grade one program on one LiveCodeBench problem; prints one JSON object")
+    check.add_argument("--problem", required=True, help="one code_generation_lite record (JSON)")
+    check.add_argument("--code", required=True, help="the program (a .py file)")
+    check.add_argument("--backend", choices=["docker", "bwrap"], default="docker")
+    check.add_argument("--stop-at-first-failure", action="store_true", help="the official evaluation's early exit")
+    check.add_argument("--time-limit", type=float, default=6.0, help="seconds per test (default 6)")
     return parser
 
 
@@ -42,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     from vpd_core.errors import VPDError
 
     try:
+        if args.command == "sandbox":
+            return sandbox_check(args)
         if args.command == "model":
             from vpd_core.models import ensure_embedded_model
 
@@ -61,6 +72,41 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 1
+
+
+def sandbox_check(args) -> int:
+    from pathlib import Path
+
+    from sandboxes import SandboxError, make_sandbox
+    from sandboxes.feedback import feedback_text
+    from sandboxes.lcb import job_from_record
+    from vpd_core.errors import VPDError
+
+    def read(path: str, what: str) -> str:
+        try:
+            return Path(path).read_text()
+        except OSError as e:
+            raise VPDError(f"{path}: cannot read {what}: {e.strerror}") from None
+
+    text = read(args.problem, "the problem")
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise VPDError(f"{args.problem}: not valid JSON: {e}") from None
+    code = read(args.code, "the program")
+    try:
+        job = job_from_record(record, code, stop_at_first_failure=args.stop_at_first_failure,
+                              time_limit_s=args.time_limit)
+    except VPDError as e:
+        raise VPDError(f"{args.problem}: {e}") from None
+    try:
+        with make_sandbox(args.backend) as sandbox:
+            result = sandbox.run(job)
+    except SandboxError as e:
+        print(f"error: sandbox infrastructure: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps({**result.to_dict(), "feedback": feedback_text(result)}))
+    return 0
 
 
 if __name__ == "__main__":

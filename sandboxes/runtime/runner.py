@@ -139,8 +139,8 @@ def main():
                 except (TypeError, ValueError):  # not JSON: can never equal a JSON expected value
                     result = json.dumps({"__not_json__": repr(value)[:1000]})
             else:
-                try:
-                    exec(compiled, dict(base, __name__="__main__"))
+                try:  # the preamble's `from io import *` binds io.open as a global: patch it there too
+                    exec(compiled, dict(base, __name__="__main__", open=patched_open))
                 except SystemExit:
                     pass
                 result = stdout.getvalue()

@@ -220,6 +220,7 @@ class Attempt:
 
 def result_for(test, frame, mode):
     base = {"input": excerpt(test["input"]), "expected": excerpt(test["output"]),
+            "size": len(test["input"]) + len(test["output"]),
             "elapsed": round(frame.get("elapsed", 0.0), 4), "stderr": excerpt(frame.get("stderr") or "")}
     err = frame.get("error")
     if err:
@@ -233,6 +234,7 @@ def result_for(test, frame, mode):
 
 def failure(test, status, message, elapsed=None):
     return {"status": status, "input": excerpt(test["input"]), "expected": excerpt(test["output"]),
+            "size": len(test["input"]) + len(test["output"]),
             "output": "", "message": message, "elapsed": elapsed}
 
 
