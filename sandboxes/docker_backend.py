@@ -11,8 +11,10 @@ container and, if they persist, raised as SandboxError — never scored.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import os
 import queue
 import struct
 import threading
@@ -47,7 +49,7 @@ class _Container:
             nano_cpus=int(cpus * 1e9),
             environment={},  # nothing from the host environment reaches the sandbox
             ipc_mode="private",
-            labels={LABEL: "1"},
+            labels={LABEL: str(os.getpid())},  # the owner: swept at exit if close() was never called
         )
         self.sock = client.api.attach_socket(self.container.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
         self.raw = self.sock._sock
@@ -126,6 +128,7 @@ class DockerSandbox(Sandbox):
         self.lock = threading.Lock()
         self.closed = False
         self.removals: list[threading.Thread] = []
+        atexit.register(_sweep, self.client)
         for _ in range(self.concurrency):
             self.idle.put(self._new())
 
@@ -192,3 +195,12 @@ class DockerSandbox(Sandbox):
                 break
         for t in self.removals:
             t.join(timeout=30)
+
+
+def _sweep(client) -> None:
+    """Remove every container this process started that is still there (a crash, a missing close())."""
+    try:
+        for c in client.containers.list(all=True, filters={"label": f"{LABEL}={os.getpid()}"}):
+            c.remove(force=True)
+    except Exception:  # noqa: BLE001 - best effort at interpreter exit
+        pass

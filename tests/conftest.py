@@ -37,7 +37,13 @@ def _sandboxes():
     from sandboxes import make_sandbox
 
     made = {}
-    yield lambda name: made.setdefault(name, make_sandbox(name, concurrency=2))
+
+    def get(name):
+        if name not in made:
+            made[name] = make_sandbox(name, concurrency=2)
+        return made[name]
+
+    yield get
     for sb in made.values():
         sb.close()
 
