@@ -9,7 +9,7 @@ PY      = $(VENV)/bin/python
 PARAMS ?= params.yaml
 SET    ?=
 
-.PHONY: run test setup model bench clean-runs
+.PHONY: run test setup system-deps model bench clean-runs
 
 # torch is installed first and pinned: an unpinned torch (directly or through a
 # dependency) resolves to a multi-GB CUDA build on CPU machines.
@@ -28,12 +28,19 @@ model: setup
 run: model
 	HF_HUB_OFFLINE=1 $(VENV)/bin/vpd train --params $(PARAMS) $(foreach s,$(SET),--set $(s))
 
-test: setup
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+system-deps:
+	scripts/system-deps.sh
+
+# starts a private dockerd for the duration of the tests (scripts/test.sh)
+test: setup system-deps
+	scripts/test.sh
 
 bench: setup
 	$(PY) -m pip install -q -e ".[dev,bench]"
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/mstep.py
+
+bench-sandbox: setup system-deps
+	scripts/with-dockerd.sh $(PY) benchmarks/sandbox.py
 
 clean-runs:
 	rm -rf runs/default

@@ -75,3 +75,10 @@ def ensure_image(client, base: str | None = None) -> str:
     except (docker.errors.BuildError, docker.errors.APIError) as e:
         raise SandboxError(f"docker: building {tag} failed: {e}") from None
     return tag
+
+
+if __name__ == "__main__":  # python -m sandboxes.image_build: build (if needed) and print the image tag
+    import docker
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    print(ensure_image(docker.from_env(timeout=120)))

@@ -24,6 +24,7 @@ class JobError(VPDError):
 
 @dataclass
 class TestCase:
+    __test__ = False  # not a pytest class
     input: str
     output: str
     testtype: Literal["stdin", "functional"] = "stdin"
@@ -52,6 +53,7 @@ class Job:
 
 @dataclass
 class TestResult:
+    __test__ = False
     status: Status
     input: str = ""
     expected: str = ""

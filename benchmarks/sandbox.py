@@ -1,0 +1,178 @@
+"""Sandbox throughput: programs/s and tests/s on a fixed corpus, every way of running it.
+
+Corpus: 240 (program, tests) pairs generated from 12 problems (stdin and functional),
+each with correct, wrong, runtime-error and slow-but-correct programs, 5 tests each.
+
+Ways (all with 2-way concurrency on this 2-core machine, interleaved, median of repeats):
+- docker:          DockerSandbox, warm containers (one per worker), many programs each
+- bwrap:           BwrapSandbox, one bubblewrap per program
+- python-per-test: (a) one fresh `python3` per test, no isolation (LiveCodeBench's grader
+                   spawns a process per generation; per test is the issue's baseline)
+- docker-run:      (b) one `docker run --rm` per program (the same image and supervisor)
+- floor:           spawning a bare `python3 -c pass` once per program
+
+    scripts/with-dockerd.sh .venv/bin/python benchmarks/sandbox.py [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from sandboxes import Job, make_sandbox  # noqa: E402
+from sandboxes.base import RUNTIME_DIR  # noqa: E402
+
+WORKERS = 2
+
+
+def corpus() -> list[Job]:
+    stdin_problems = [
+        ("sum", lambda xs: sum(xs), "print(sum(map(int, input().split())))", "print(sum(map(int, input().split())) + 1)"),
+        ("max", max, "print(max(map(int, input().split())))", "print(min(map(int, input().split())))"),
+        ("sorted", lambda xs: " ".join(map(str, sorted(xs))), "print(*sorted(map(int, input().split())))",
+         "print(*map(int, input().split()))"),
+        ("prod-mod", lambda xs: __import__("math").prod(xs) % 1000003,
+         "import math\nprint(math.prod(map(int, input().split())) % 1000003)", "print(0)"),
+        ("count-even", lambda xs: sum(x % 2 == 0 for x in xs), "print(sum(int(x) % 2 == 0 for x in input().split()))",
+         "print(len(input().split()))"),
+        ("prefix", lambda xs: max(__import__("itertools").accumulate(xs)),
+         "from itertools import accumulate\nprint(max(accumulate(map(int, input().split()))))", "print(1)"),
+    ]
+    fn_problems = [
+        ("addAll", lambda xs: sum(xs), "class Solution:\n    def addAll(self, nums):\n        return sum(nums)\n",
+         "class Solution:\n    def addAll(self, nums):\n        return sum(nums) - 1\n"),
+        ("maxOf", max, "def maxOf(nums):\n    return max(nums)\n", "def maxOf(nums):\n    return nums[0]\n"),
+        ("sortIt", sorted, "class Solution:\n    def sortIt(self, nums):\n        return sorted(nums)\n",
+         "class Solution:\n    def sortIt(self, nums):\n        return nums\n"),
+        ("lenOf", len, "def lenOf(nums):\n    return len(nums)\n", "def lenOf(nums):\n    return 0\n"),
+        ("firstLast", lambda xs: [xs[0], xs[-1]], "def firstLast(nums):\n    return (nums[0], nums[-1])\n",
+         "def firstLast(nums):\n    return [nums[-1], nums[0]]\n"),
+        ("evens", lambda xs: [x for x in xs if x % 2 == 0], "def evens(nums):\n    return [x for x in nums if x % 2 == 0]\n",
+         "def evens(nums):\n    return nums\n"),
+    ]
+    inputs = [[(i * 7 + j * 13) % 97 + 1 for j in range(5 + i)] for i in range(5)]
+    jobs = []
+    crash = "raise ValueError('boom')\n"
+    slow = "import time\ntime.sleep(0.02)\n"
+    for name, f, good, bad in stdin_problems:
+        tests = [{"input": " ".join(map(str, xs)) + "\n", "output": f"{f(xs)}\n"} for xs in inputs]
+        for code in (good, bad, crash, slow + good) * 5:
+            jobs.append(Job(code=code, tests=tests, time_limit_s=6.0))
+    for name, f, good, bad in fn_problems:
+        tests = [{"input": json.dumps(xs), "output": json.dumps(f(xs)), "testtype": "functional"} for xs in inputs]
+        for code in (good, bad, "def nothing():\n    pass\n", slow + good) * 5:
+            jobs.append(Job(code=code, tests=tests, fn_name=name, time_limit_s=6.0))
+    return jobs
+
+
+def run_sandbox(backend: str, jobs: list[Job]) -> list[bool]:
+    with make_sandbox(backend, concurrency=WORKERS) as sb:
+        sb.run(jobs[0])  # warm-up: the first program pays for imports and page cache
+        t0 = time.perf_counter()
+        results = sb.run_batch(jobs)
+        run_sandbox.elapsed = time.perf_counter() - t0
+    return [r.passed for r in results]
+
+
+def python_per_test(jobs: list[Job]) -> list[bool]:
+    """(a) a fresh interpreter per test: the runner with a single input, compared on the host."""
+    sys.path.insert(0, str(RUNTIME_DIR))
+    from supervisor import compare_functional, compare_stdin  # noqa: PLC0415
+
+    def one(job: Job) -> bool:
+        ok = True
+        for t in job.tests:
+            payload = json.dumps({"code": job.code, "fn_name": job.fn_name, "inputs": [t.input],
+                                  "mode": "functional" if job.fn_name else "stdin"})
+            p = subprocess.run([sys.executable, "-I", str(RUNTIME_DIR / "runner.py")], input=payload,
+                               capture_output=True, text=True, timeout=30, env={"PATH": "/usr/bin:/bin"})
+            frames = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+            frame = next((f for f in frames if "i" in f), None)
+            if frame is None or frame.get("error"):
+                ok = False
+                continue
+            cmp = compare_functional if job.fn_name else compare_stdin
+            ok &= cmp(frame["output"], t.output)[0]
+        return ok
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        return list(pool.map(one, jobs))
+
+
+def docker_run_per_program(jobs: list[Job], image: str) -> list[bool]:
+    """(b) a fresh locked-down container per program, same supervisor in --once mode."""
+    base = ["docker", "run", "--rm", "-i", "--network", "none", "--read-only", "--tmpfs", "/tmp:size=64m",
+            "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", "1000:1000", "--memory", "1g",
+            "--pids-limit", "128", "--entrypoint", "python3", image, "-I", "/opt/sandbox/supervisor.py", "--once"]
+
+    def one(job: Job) -> bool:
+        p = subprocess.run(base, input=json.dumps(job.to_wire()), capture_output=True, text=True, timeout=120)
+        line = next(x for x in p.stdout.splitlines() if x.startswith("RESULT "))
+        return all(t["status"] == "pass" for t in json.loads(line[7:])["tests"])
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        return list(pool.map(one, jobs))
+
+
+def floor(jobs: list[Job]) -> list[bool]:
+    def one(_job):
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        return True
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        return list(pool.map(one, jobs))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--ways", default="docker,bwrap,python-per-test,docker-run,floor")
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "sandbox.json"))
+    args = ap.parse_args()
+    jobs = corpus()
+    n_tests = sum(len(j.tests) for j in jobs)
+    import docker
+
+    from sandboxes.image_build import ensure_image
+
+    image = ensure_image(docker.from_env())
+    expected = None
+    times: dict[str, list[float]] = {}
+    for r in range(args.repeats):
+        for way in args.ways.split(","):
+            t0 = time.perf_counter()
+            if way in ("docker", "bwrap"):
+                passed = run_sandbox(way, jobs)
+                elapsed = run_sandbox.elapsed  # pool start-up excluded: it happens once per training run
+            else:
+                passed = {"python-per-test": python_per_test, "floor": floor,
+                          "docker-run": lambda js: docker_run_per_program(js, image)}[way](jobs)
+                elapsed = time.perf_counter() - t0
+            if way != "floor":
+                expected = expected or passed
+                assert passed == expected, f"{way} disagrees with the other ways on some verdicts"
+            times.setdefault(way, []).append(elapsed)
+            print(f"repeat {r} {way}: {elapsed:.2f} s ({len(jobs) / elapsed:.1f} programs/s)", file=sys.stderr)
+    summary = {w: {"seconds_median": statistics.median(t), "programs_per_s": len(jobs) / statistics.median(t),
+                   "tests_per_s": n_tests / statistics.median(t), "runs": t} for w, t in times.items()}
+    meta = {"programs": len(jobs), "tests": n_tests, "passing_programs": sum(expected or []), "workers": WORKERS,
+            "cpus": os.cpu_count(), "repeats": args.repeats}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"meta": meta, "summary": summary}, indent=2))
+    print(f"\n{meta}\n\n| way | programs/s | tests/s | s (median) |\n|---|---|---|---|")
+    for w, s in summary.items():
+        print(f"| {w} | {s['programs_per_s']:.1f} | {s['tests_per_s']:.1f} | {s['seconds_median']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

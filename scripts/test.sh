@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The test suite with every service it uses: a private dockerd and the sandbox image
+# (scripts/with-dockerd.sh). Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+exec scripts/with-dockerd.sh env HF_HUB_OFFLINE=1 .venv/bin/python -m pytest -q "$@"
