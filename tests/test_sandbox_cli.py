@@ -59,7 +59,7 @@ def test_calling_environment_never_reaches_the_program(tmp_path):
     [("{not json", "P.json: not valid JSON"),
      ({k: v for k, v in RECORD.items() if k != "public_test_cases"}, "P.json: public_test_cases: missing field"),
      ({**RECORD, "private_test_cases": "@@@"}, "P.json: private_test_cases: not JSON and not base64"),
-     ({**RECORD, "metadata": "{}"}, "functional tests need fn_name (metadata.func_name)"),
+     ({**RECORD, "metadata": "{}"}, "metadata.func_name: functional tests need a function name"),
      ("[1, 2]", "expected a JSON object")],
 )
 def test_bad_problem_exits_2(tmp_path, record, message):

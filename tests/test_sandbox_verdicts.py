@@ -8,7 +8,7 @@ import pytest
 
 from sandboxes import Job
 from sandboxes.extract import extract_code
-from sandboxes.lcb import JobError, decode_tests, encode_tests, job_from_record
+from sandboxes.lcb import JobError, encode_tests, job_from_record
 
 
 def stdin_job(code, cases, **kw):
@@ -156,7 +156,7 @@ def test_tampered_pickle_is_refused_without_running(tmp_path):
 
     blob = base64.b64encode(zlib.compress(pickle.dumps(Evil()))).decode()
     with pytest.raises(JobError, match="private_test_cases: refusing to load global"):
-        decode_tests(blob)
+        job_from_record(record(private_test_cases=blob), ADD)
     assert not marker.exists()
 
 
@@ -166,7 +166,7 @@ def test_tampered_pickle_is_refused_without_running(tmp_path):
      ({"private_test_cases": "%%%notbase64"}, "private_test_cases: not JSON and not base64"),
      ({"metadata": "{bad"}, "metadata: not valid JSON"),
      ({"public_test_cases": json.dumps([{"input": "1", "output": "1", "testtype": "functional"}]), "private_test_cases": ""},
-      "functional tests need fn_name (metadata.func_name)"),
+      "metadata.func_name: functional tests need a function name"),
      ({"public_test_cases": json.dumps([{"input": "1", "output": "1", "testtype": "weird"}])}, "testtype: unknown test type 'weird'")],
 )
 def test_bad_records_name_the_field(change, message):

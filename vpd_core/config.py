@@ -39,6 +39,35 @@ class DataParams(_Section):
     max_operand: int = Field(10, ge=1)
 
 
+class PromptTemplates(_Section):
+    """Prompt templates per benchmark; {placeholders} are substituted literally."""
+
+    # LiveCodeBench's official generic chat prompt (lcb_runner/prompts/code_generation.py)
+    code_system: str = (
+        "You are an expert Python programmer. You will be given a question (problem specification) and will "
+        "generate a correct Python program that matches the specification and passes all tests."
+    )
+    code_user: str = (
+        "### Question:\n{question}\n\n### Format: {format}\n```python\n{starter}\n```\n\n"
+        "### Answer: (use the provided format with backticks)\n\n"
+    )
+    code_format_starter: str = (
+        "You will use the following starter code to write the solution to the problem and enclose your code "
+        "within delimiters."
+    )
+    code_format_stdin: str = (
+        "Read the inputs from stdin solve the problem and write the answer to stdout (do not directly test on "
+        "the sample inputs). Enclose your code within delimiters as follows. Ensure that when the python program "
+        "runs, it reads the inputs, runs the algorithm and writes output to STDOUT."
+    )
+    code_stdin_placeholder: str = "# YOUR CODE HERE"
+    # SciKnowEval: the record's own system prompt; the options are rendered into the user turn
+    mcq_user: str = "{question}\n\n{options}"
+    mcq_option: str = "{label}. {text}"
+    math_system: str = "Please reason step by step, and put your final answer within \\boxed{}."
+    math_user: str = "{problem}"
+
+
 class RolloutParams(_Section):
     backend: Literal["hf", "vllm"] = "hf"
     problems_per_step: int = Field(2, ge=1)
