@@ -4,6 +4,7 @@
     vpd params [--params params.yaml] [--set key=value ...]   # print the validated params
     vpd model fetch [--cache-dir models]                      # fetch + convert the embedded default
     vpd sandbox check --problem P.json --code S.py [--backend docker|bwrap] [--stop-at-first-failure]
+    vpd data inspect FILE --source livecodebench|sciknoweval|math500 [--on-error strict|skip]
 
 Exit status 2 on bad input (params, paths), with a message naming what is wrong.
 """
@@ -41,6 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--backend", choices=["docker", "bwrap"], default="docker")
     check.add_argument("--stop-at-first-failure", action="store_true", help="the official evaluation's early exit")
     check.add_argument("--time-limit", type=float, default=6.0, help="seconds per test (default 6)")
+    data = sub.add_parser("data", help="dataset utilities")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    inspect = data_sub.add_parser("inspect", help="read a benchmark file; print one JSON summary")
+    inspect.add_argument("file", help="a JSONL/JSON file (or a directory of LiveCodeBench shards)")
+    inspect.add_argument("--source", required=True, choices=["livecodebench", "sciknoweval", "math500"])
+    inspect.add_argument("--on-error", choices=["strict", "skip"], default="strict",
+                         help="strict: a malformed record is an error (exit 2); skip: count and list it")
     return parser
 
 
@@ -51,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     from vpd_core.errors import VPDError
 
     try:
+        if args.command == "data":
+            from vpd_core.data.readers import inspect_summary, read_source
+
+            result = read_source(args.source, args.file, on_error=args.on_error)
+            print(json.dumps(inspect_summary(args.source, result)))
+            return 0
         if args.command == "sandbox":
             return sandbox_check(args)
         if args.command == "model":

@@ -33,10 +33,13 @@ class ModelParams(_Section):
 
 
 class DataParams(_Section):
-    # Only the built-in arithmetic task exists until the dataset readers land.
-    source: Literal["arithmetic"] = "arithmetic"
-    num_problems: int = Field(64, ge=1)
-    max_operand: int = Field(10, ge=1)
+    # "arithmetic" is the built-in smoke task of `vpd train`; the benchmarks are read by vpd_core.data.
+    source: Literal["arithmetic", "livecodebench", "sciknoweval", "math500"] = "arithmetic"
+    path: str = "embedded"  # a file or directory of the source's real files, or the shipped embedded set
+    on_error: Literal["strict", "skip"] = "strict"  # malformed records: fail naming FILE:LINE, or count and list
+    split_seed: int = 0  # LiveCodeBench: which 50% of each problem's tests training sees
+    num_problems: int = Field(64, ge=1)  # arithmetic only
+    max_operand: int = Field(10, ge=1)  # arithmetic only
 
 
 class PromptTemplates(_Section):
@@ -189,6 +192,7 @@ class Params(_Section):
     run_dir: str = "runs/default"
     model: ModelParams = ModelParams()
     data: DataParams = DataParams()
+    prompts: PromptTemplates = PromptTemplates()
     rollout: RolloutParams = RolloutParams()
     train: TrainParams = TrainParams()
     optim: OptimParams = OptimParams()

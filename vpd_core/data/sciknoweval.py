@@ -1,0 +1,100 @@
+"""SciKnowEval JSON / JSONL (v1: one file for all domains; v2: per-domain files; same record shape).
+
+The paper's protocol: level L3, types mcq-4-choices and mcq-2-choices, the four
+domains, a 90/10 train/test split per domain with seed 42, one run per domain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from pathlib import Path
+
+from .prompts import PromptTemplates, mcq_messages
+from .schema import DataError, Problem, ReadResult, RecordError, read_with, require
+
+DOMAINS = ("Biology", "Chemistry", "Physics", "Material")
+MCQ_TYPES = ("mcq-4-choices", "mcq-2-choices")
+PAPER = {"levels": ["L3"], "types": list(MCQ_TYPES), "domains": list(DOMAINS), "test_fraction": 0.1, "seed": 42}
+
+
+def record_id(rec: dict) -> str:
+    """SciKnowEval has no stable id: hash the fields that define a question (as inspect-evals does)."""
+    details = rec.get("details") or {}
+    key = json.dumps([rec.get("question"), rec.get("domain"), details.get("task"), details.get("subtask"),
+                      rec.get("choices"), rec.get("answerKey"), rec.get("answer")], sort_keys=True)
+    return "ske-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def parse_record(rec: dict, templates: PromptTemplates | None = None) -> Problem:
+    question = require(rec, "question")
+    domain = require(rec, "domain")
+    kind = require(rec, "type", (str, list))
+    if isinstance(kind, list):  # occasionally a list; the official scorer takes the first
+        if not kind:
+            raise RecordError("type", "empty list")
+        kind = kind[0]
+    details = require(rec, "details", dict)
+    level = details.get("level")
+    if not isinstance(level, str):
+        raise RecordError("details.level", "missing or not a string")
+    prompt = rec.get("prompt") or {}
+    system = prompt.get("default", "") if isinstance(prompt, dict) else str(prompt)
+    labels, texts = [], []
+    if kind.startswith("mcq"):
+        choices = require(rec, "choices", dict)
+        texts, labels = choices.get("text"), choices.get("label")
+        if not isinstance(texts, list) or not isinstance(labels, list) or len(texts) != len(labels) or not texts:
+            raise RecordError("choices", "needs equal-length non-empty 'text' and 'label' lists")
+        gold = rec.get("answerKey")
+        if gold not in labels:
+            raise RecordError("answerKey", f"'{gold}' is not one of the labels {labels}")
+        messages = mcq_messages(system, question, labels, texts, templates)
+    else:
+        gold = rec.get("answerKey") or rec.get("answer")
+        if not isinstance(gold, str) or not gold:
+            raise RecordError("answer", "missing gold answer")
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
+    return Problem(id=record_id(rec), source="sciknoweval", messages=messages, answer=gold, choices=list(texts),
+                   labels=list(labels), domain=domain,
+                   metadata={"level": level, "type": kind, "task": details.get("task"), "subtask": details.get("subtask")})
+
+
+def _paths(path) -> list[Path]:
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix in (".json", ".jsonl"))
+        if files:
+            return files
+        raise DataError(f"{path}: no .json or .jsonl files")
+    raise DataError(f"{path}: no such file or directory")
+
+
+def read_sciknoweval(path, *, domains=None, levels=None, types=None, on_error: str = "strict",
+                     templates: PromptTemplates | None = None) -> ReadResult:
+    result = read_with(lambda r: parse_record(r, templates), _paths(path), on_error)
+    result.problems = [
+        p for p in result.problems
+        if (domains is None or p.domain in domains) and (levels is None or p.metadata["level"] in levels)
+        and (types is None or p.metadata["type"] in types)
+    ]
+    return result
+
+
+def split_by_domain(problems: list[Problem], test_fraction: float = 0.1, seed: int = 42) -> dict[str, dict[str, list[Problem]]]:
+    """{domain: {"train": [...], "test": [...]}}: a seeded shuffle per domain, the last fraction is test."""
+    out: dict[str, dict[str, list[Problem]]] = {}
+    for domain in sorted({p.domain for p in problems}):
+        items = sorted((p for p in problems if p.domain == domain), key=lambda p: p.id)
+        random.Random(f"{seed}:{domain}").shuffle(items)
+        n_test = max(1, round(test_fraction * len(items))) if len(items) > 1 else 0
+        out[domain] = {"train": items[: len(items) - n_test], "test": items[len(items) - n_test :]}
+    return out
+
+
+def read_paper_protocol(path, *, on_error: str = "strict") -> dict[str, dict[str, list[Problem]]]:
+    r = read_sciknoweval(path, domains=PAPER["domains"], levels=PAPER["levels"], types=PAPER["types"], on_error=on_error)
+    return split_by_domain(r.problems, PAPER["test_fraction"], PAPER["seed"])
