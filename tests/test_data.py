@@ -287,3 +287,17 @@ def test_inspect_embedded_and_malformed(tmp_path):
     assert out["skipped_records"] == [f"{f}:2: answer: missing field", f"{f}:3: problem: missing field"]
     r = inspect(str(tmp_path / "none.jsonl"), "--source", "math500")
     assert r.returncode == 2 and "cannot read" in r.stderr
+
+
+def test_grade_text_for_mcq_and_math():
+    from vpd_core.data.graders import grade_text
+
+    mcq = read_source("sciknoweval", embedded_path("sciknoweval", "test")).problems[0]
+    wrong = next(lab for lab in mcq.labels if lab != mcq.answer)
+    assert grade_text(mcq, mcq.answer) == (1.0, "")
+    r, fb = grade_text(mcq, wrong)
+    assert r == 0.0 and fb == f"Your answer ({wrong}) is incorrect."
+    m = read_source("math500", embedded_path("math500", "test")).problems[0]
+    assert grade_text(m, f"\\boxed{{{m.answer}}}") == (1.0, "")
+    r, fb = grade_text(m, "no idea")
+    assert r == 0.0 and "\\boxed{}" in fb and m.answer not in fb
