@@ -40,3 +40,14 @@ def grade_code(sandbox: Sandbox, items: list[tuple[Problem, str, bool]], *, spli
             r = ExecResult(tests=[], extracted=False, truncated=e.outcome == "truncated", backend=sandbox.backend)
         out.append(Graded(float(r.reward), feedback_text(r), r))
     return out
+
+
+def code_grader(sandbox: Sandbox, split: str = "train", time_limit_s: float = 6.0):
+    """A `vpd_core.loop.Grader` for code problems: (problem, rollout) pairs -> (reward, feedback)."""
+
+    def grade(items):
+        graded = grade_code(sandbox, [(p, r.text, r.finish_reason == "length") for p, r in items], split=split,
+                            time_limit_s=time_limit_s)
+        return [(g.reward, g.feedback) for g in graded]
+
+    return grade

@@ -34,12 +34,12 @@ def test_missing_model_dir_exits_2(tmp_path):
 def test_train_then_resume(tiny_dir, tmp_path):
     common = ["--set", f"model.path={tiny_dir}", "--set", f"run_dir={tmp_path / 'run'}", "--set", "vpd.e_every=2",
               "--set", "rollout.max_new_tokens=8", "--set", "optim.lr=1e-3"]
-    r = vpd("train", *common, "--set", "train.steps=2")
+    r = vpd("train", "--no-prefect", *common, "--set", "train.steps=2")
     assert r.returncode == 0, r.stderr
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [x["train/step"] for x in rows] == [1.0, 2.0]
     assert "estep/loss" in rows[1] and "estep/loss" not in rows[0]
-    r = vpd("train", *common, "--set", "train.steps=3")
+    r = vpd("train", "--no-prefect", *common, "--set", "train.steps=3")
     assert r.returncode == 0, r.stderr
     assert "resumed from" in r.stdout and "step-000002" in r.stdout
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]

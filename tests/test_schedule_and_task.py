@@ -24,7 +24,7 @@ def test_linear_and_cosine_decay_to_zero():
 def test_arithmetic_problems_are_seeded():
     a = arithmetic.make_problems(5, 10, seed=3)
     assert a == arithmetic.make_problems(5, 10, seed=3) != arithmetic.make_problems(5, 10, seed=4)
-    assert all(eval(p.messages[1]["content"][8:-1]) == p.answer for p in a)
+    assert all(eval(p.messages[1]["content"][8:-1]) == int(p.answer) for p in a)
 
 
 @pytest.mark.parametrize(
@@ -38,7 +38,7 @@ def test_arithmetic_problems_are_seeded():
     ],
 )
 def test_verifier(text, truncated, reward, feedback):
-    p = arithmetic.Problem("x", (), 12)
+    p = arithmetic.Problem("x", "arithmetic", [], answer="12")
     r, fb = arithmetic.verify(p, text, truncated)
     assert r == reward and feedback in fb
     assert "12" not in fb  # feedback never leaks the answer

@@ -26,8 +26,22 @@ def _params_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vpd", description="Variational Policy Distillation experiments")
     sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="run the training loop (resumes from the run directory)")
-    _params_args(train)
+    for name, text in [("prepare", "fetch the model, write the train/test problems"),
+                       ("train", "train (resumes from the run directory's latest checkpoint)"),
+                       ("evaluate", "evaluate a checkpoint on the test split"),
+                       ("report", "learning curves and a markdown report"),
+                       ("pipeline", "prepare -> evaluate base -> train -> evaluate -> report"),
+                       ("sweep", "a grid of overrides -> one pipeline each -> a comparison table")]:
+        cmd = sub.add_parser(name, help=text)
+        _params_args(cmd)
+        if name == "train":
+            cmd.add_argument("--no-prefect", action="store_true", help="run the plain loop (no Prefect)")
+        if name == "evaluate":
+            cmd.add_argument("--checkpoint", default="latest", help='"base", "latest" or a checkpoint directory')
+        if name == "sweep":
+            cmd.add_argument("--grid", default='{"algorithm": ["grpo", "sdpo", "vpd"]}', help="JSON {key: [values]}")
+    ui = sub.add_parser("ui", help="start a local Prefect server (127.0.0.1) and serve the deployments")
+    ui.add_argument("--port", type=int, default=4200)
     show = sub.add_parser("params", help="print the validated params as JSON")
     _params_args(show)
     model = sub.add_parser("model", help="model utilities")
@@ -55,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     from vpd_core.config import load_params
     from vpd_core.errors import VPDError
 
@@ -72,20 +87,63 @@ def main(argv: list[str] | None = None) -> int:
 
             print(ensure_embedded_model(args.cache_dir))
             return 0
-        params = load_params(args.params, args.overrides)
+        if args.command == "ui":
+            from vpd.ui import serve_ui
+
+            return serve_ui(args.port)
+        params = load_params(args.params, args.overrides)  # bad params fail here, before any work
         if args.command == "params":
             print(json.dumps(params.model_dump(mode="json"), indent=2))
             return 0
-        if args.command == "train":
+        if args.command == "train" and args.no_prefect:
+            from tasks.common import make_grader
             from vpd_core.loop import run_training
 
-            run_dir = run_training(params, log=lambda s: print(s, flush=True))
+            grader, sandbox = make_grader(params, params.sandbox.train_tests)
+            try:
+                run_dir = run_training(params, grader, log=lambda s: print(s, flush=True))
+            finally:
+                if sandbox is not None:
+                    sandbox.close()
             print(f"done: metrics in {run_dir / 'metrics.jsonl'}, checkpoints in {run_dir / 'checkpoints'}")
             return 0
+        return run_flow(args)
     except VPDError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 1
+
+
+def prefect_env() -> None:
+    """Project-local Prefect state, no telemetry (set before prefect is imported)."""
+    import os
+
+    os.environ.setdefault("PREFECT_HOME", os.path.abspath(".prefect"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", os.path.join(os.environ["PREFECT_HOME"], "storage"))
+
+
+def run_flow(args) -> int:
+    prefect_env()
+    from flows import vpd_flows as f
+
+    common = {"params_path": args.params, "overrides": args.overrides}
+    if args.command == "prepare":
+        out = f.prepare(**common)
+    elif args.command == "train":
+        out = f.train(**common)
+    elif args.command == "evaluate":
+        out = f.evaluate(**common, checkpoint=args.checkpoint)
+    elif args.command == "report":
+        out = f.report(**common)
+    elif args.command == "pipeline":
+        out = f.pipeline(**common)
+        print(f"report: {out}")
+        return 0
+    else:
+        out = f.sweep(**common, grid=json.loads(args.grid))
+    print(json.dumps(out, default=str))
+    return 0
 
 
 def sandbox_check(args) -> int:

@@ -9,18 +9,12 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass
+
+from .data.schema import Problem
 
 SYSTEM = "Answer with only the final number."  # SmolLM2-135M solves ~14% of these at T=1
 _BOXED = re.compile(r"\\boxed\{\s*(-?\d+)\s*\}")
 _NUMBER = re.compile(r"-?\d+")
-
-
-@dataclass(frozen=True)
-class Problem:
-    id: str
-    messages: tuple[dict, ...]
-    answer: int
 
 
 def make_problems(n: int, max_operand: int, seed: int) -> list[Problem]:
@@ -31,7 +25,8 @@ def make_problems(n: int, max_operand: int, seed: int) -> list[Problem]:
         op = rng.choice("+-*")
         answer = {"+": a + b, "-": a - b, "*": a * b}[op]
         question = f"What is {a} {op} {b}?"
-        out.append(Problem(f"arith-{i:04d}", ({"role": "system", "content": SYSTEM}, {"role": "user", "content": question}), answer))
+        messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
+        out.append(Problem(f"arith-{i:04d}", "arithmetic", messages, answer=str(answer)))
     return out
 
 
@@ -50,6 +45,6 @@ def verify(problem: Problem, response: str, truncated: bool = False) -> tuple[fl
         if truncated:
             return 0.0, "Your response was truncated before it gave a final answer."
         return 0.0, "No final answer found. Give the final answer as \\boxed{number}."
-    if got == problem.answer:
+    if got == int(problem.answer):
         return 1.0, ""
     return 0.0, f"Your final answer {got} is wrong."

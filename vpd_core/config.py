@@ -71,6 +71,16 @@ class PromptTemplates(_Section):
     math_user: str = "{problem}"
 
 
+class SandboxParams(_Section):
+    backend: Literal["docker", "bwrap"] = "docker"
+    concurrency: int | None = Field(None, ge=1, description="programs at a time; null = all cores")
+    time_limit_s: float = Field(6.0, gt=0, description="per test, wall clock")
+    memory_mb: int = Field(512, ge=64)
+    # Training rewards and feedback use the SDPO split (a seeded 50% of each problem's tests);
+    # evaluation always uses all tests.
+    train_tests: Literal["train", "all"] = "train"
+
+
 class RolloutParams(_Section):
     backend: Literal["hf", "vllm"] = "hf"
     problems_per_step: int = Field(2, ge=1)
@@ -193,6 +203,7 @@ class Params(_Section):
     model: ModelParams = ModelParams()
     data: DataParams = DataParams()
     prompts: PromptTemplates = PromptTemplates()
+    sandbox: SandboxParams = SandboxParams()
     rollout: RolloutParams = RolloutParams()
     train: TrainParams = TrainParams()
     optim: OptimParams = OptimParams()

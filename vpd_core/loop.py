@@ -1,7 +1,11 @@
-"""The training loop on one machine: rollouts -> verification -> trainer step -> checkpoint.
+"""The pieces of a training run, and the single-machine loop that chains them.
 
-A plain function so it runs from the command line, a notebook or a test; the
-orchestration layer calls the same pieces one step at a time.
+rollouts -> grading -> trainer step -> checkpoint. Each piece is a plain function
+so the orchestration layer (flows/) wraps the same functions one task at a time;
+`run_training` is the loop for a notebook, a test or `vpd train --no-prefect`.
+
+Grading is passed in (`Grader`): code needs a sandbox, which the core does not
+import; MCQ, math and arithmetic use `vpd_core.data.graders.grade_text`.
 """
 
 from __future__ import annotations
@@ -11,16 +15,27 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import pandas as pd
 import torch
 
 from . import arithmetic
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import Params
+from .data.graders import grade_text
+from .data.readers import embedded_path, read_source
+from .data.schema import DataError, Problem
 from .fileio import read_jsonl, write_jsonl_atomic
 from .models import load_model, load_tokenizer, resolve_model_path
 from .rollout import HFRolloutEngine, SamplingParams
-from .sequences import Sample, chat_prompt_ids
+from .sequences import Rollout, Sample, chat_prompt_ids
 from .trainer import Trainer
+
+# (problem, rollout) pairs -> (reward, feedback) for each
+Grader = Callable[[list[tuple[Problem, Rollout]]], list[tuple[float, str]]]
+
+
+def text_grader(items: list[tuple[Problem, Rollout]]) -> list[tuple[float, str]]:
+    return [grade_text(p, r.text) for p, r in items]
 
 
 def step_seed(seed: int, step: int) -> int:
@@ -32,53 +47,114 @@ def select_problems(problems: list, k: int, seed: int, step: int) -> list:
     return random.Random(step_seed(seed, step)).sample(problems, k=min(k, len(problems)))
 
 
-def run_training(params: Params, log: Callable[[str], None] = print) -> Path:
-    """Train for params.train.steps steps, resuming from the run directory's latest checkpoint."""
-    run_dir = Path(params.run_dir)
-    ckpt_dir = run_dir / "checkpoints"
-    metrics_path = run_dir / "metrics.jsonl"
-    torch.manual_seed(params.seed)
+def load_problems(params: Params, split: str) -> list[Problem]:
+    """The configured benchmark's train or test split (embedded set, or the files at data.path)."""
+    d = params.data
+    if d.source == "arithmetic":
+        problems = arithmetic.make_problems(d.num_problems, d.max_operand, params.seed)
+        cut = len(problems) * 3 // 4
+        return problems[:cut] if split == "train" else problems[cut:]
+    path = embedded_path(d.source, split) if d.path == "embedded" else Path(d.path)
+    kwargs = {"split_seed": d.split_seed} if d.source == "livecodebench" else {}
+    result = read_source(d.source, path, on_error=d.on_error, templates=params.prompts, **kwargs)
+    if not result.problems:
+        raise DataError(f"{path}: no {d.source} problems")
+    return result.problems
 
-    model_path = resolve_model_path(params.model.path, params.model.cache_dir)
-    tok = load_tokenizer(model_path)
-    model = load_model(model_path, params.model.dtype)
-    model.train()
-    trainer = Trainer(model, tok, params)
-    latest = latest_checkpoint(ckpt_dir)
-    if latest is not None:
-        load_checkpoint(trainer, latest)
-        log(f"resumed from {latest} (step {trainer.step})")
-    rows = [r for r in read_jsonl(metrics_path) if r["train/step"] <= trainer.step]
 
-    problems = arithmetic.make_problems(params.data.num_problems, params.data.max_operand, params.seed)
-    engine = HFRolloutEngine(model, tok, batch_size=params.rollout.batch_size)
+def load_prepared(path: str | Path) -> list[Problem]:
+    return [Problem.from_dict(r) for r in read_jsonl(path)]
+
+
+def generate(engine, tok, problems: list[Problem], n: int, sampling: SamplingParams) -> list[Rollout]:
+    return engine.generate([chat_prompt_ids(tok, p.messages) for p in problems], n, sampling)
+
+
+def rollout_step(engine, tok, problems: list[Problem], params: Params, step: int) -> tuple[list[Problem], list[Rollout]]:
     r = params.rollout
-    if trainer.step >= params.train.steps:
-        log(f"{run_dir}: already at step {trainer.step} of {params.train.steps}; nothing to do")
-    while trainer.step < params.train.steps:
+    batch = select_problems(problems, r.problems_per_step, params.seed, step)
+    sampling = SamplingParams(r.temperature, r.top_p, r.max_new_tokens, step_seed(params.seed, step))
+    return batch, generate(engine, tok, batch, r.group_size, sampling)
+
+
+def make_samples(batch: list[Problem], rollouts: list[Rollout], graded: list[tuple[float, str]], group_size: int) -> list[Sample]:
+    return [
+        Sample(messages=batch[i // group_size].messages, rollout=ro, group=i // group_size, reward=reward,
+               feedback=feedback, problem_id=batch[i // group_size].id)
+        for i, (ro, (reward, feedback)) in enumerate(zip(rollouts, graded))
+    ]
+
+
+def expand(batch: list[Problem], rollouts: list[Rollout], group_size: int) -> list[tuple[Problem, Rollout]]:
+    return [(batch[i // group_size], ro) for i, ro in enumerate(rollouts)]
+
+
+def evaluate_problems(engine, tok, problems: list[Problem], params: Params, grade: Grader, seed: int = 0) -> pd.DataFrame:
+    """k samples per problem at the evaluation temperature -> one row per (problem, sample)."""
+    e = params.eval
+    rollouts = generate(engine, tok, problems, e.samples, SamplingParams(e.temperature, e.top_p, e.max_new_tokens, seed))
+    graded = grade(expand(problems, rollouts, e.samples))
+    rows = []
+    for i, (ro, (reward, _)) in enumerate(zip(rollouts, graded)):
+        p = problems[i // e.samples]
+        rows.append({"problem_id": p.id, "sample": i % e.samples, "correct": reward >= 0.5, "reward": reward,
+                     "response_tokens": len(ro.response_ids), "finish_reason": ro.finish_reason,
+                     "difficulty": p.difficulty, "domain": p.domain, "platform": p.platform})
+    return pd.DataFrame(rows)
+
+
+class Run:
+    """Model, tokenizer, trainer and rollout engine of one run directory, resumed if possible."""
+
+    def __init__(self, params: Params, log: Callable[[str], None] = print):
+        self.params = params
+        self.run_dir = Path(params.run_dir)
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.metrics_path = self.run_dir / "metrics.jsonl"
+        torch.manual_seed(params.seed)
+        path = resolve_model_path(params.model.path, params.model.cache_dir)
+        self.tok = load_tokenizer(path)
+        self.model = load_model(path, params.model.dtype)
+        self.model.train()
+        self.trainer = Trainer(self.model, self.tok, params)
+        latest = latest_checkpoint(self.ckpt_dir)
+        if latest is not None:
+            load_checkpoint(self.trainer, latest)
+            log(f"resumed from {latest} (step {self.trainer.step})")
+        self.rows = [r for r in read_jsonl(self.metrics_path) if r["train/step"] <= self.trainer.step]
+        self.engine = HFRolloutEngine(self.model, self.tok, batch_size=params.rollout.batch_size)
+
+    @property
+    def done(self) -> bool:
+        return self.trainer.step >= self.params.train.steps
+
+    def record(self, metrics: dict[str, float]) -> Path | None:
+        """Append the step's metrics (atomically) and checkpoint when due; returns the checkpoint."""
+        self.rows.append(metrics)
+        write_jsonl_atomic(self.metrics_path, self.rows)
+        p = self.params
+        if self.trainer.step % p.train.checkpoint_every == 0 or self.trainer.step == p.train.steps:
+            return save_checkpoint(self.trainer, self.ckpt_dir, keep=p.train.keep_checkpoints)
+        return None
+
+
+def run_training(params: Params, grade: Grader = text_grader, log: Callable[[str], None] = print) -> Path:
+    """Train for params.train.steps steps, resuming from the run directory's latest checkpoint."""
+    run = Run(params, log)
+    problems = load_problems(params, "train")
+    if run.done:
+        log(f"{run.run_dir}: already at step {run.trainer.step} of {params.train.steps}; nothing to do")
+    while not run.done:
         t0 = time.perf_counter()
-        batch = select_problems(problems, r.problems_per_step, params.seed, trainer.step)
-        prompts = [chat_prompt_ids(tok, list(p.messages)) for p in batch]
-        sampling = SamplingParams(r.temperature, r.top_p, r.max_new_tokens, step_seed(params.seed, trainer.step))
-        rollouts = engine.generate(prompts, r.group_size, sampling)
+        batch, rollouts = rollout_step(run.engine, run.tok, problems, params, run.trainer.step)
         t1 = time.perf_counter()
-        samples = []
-        for i, ro in enumerate(rollouts):
-            problem = batch[i // r.group_size]
-            reward, feedback = arithmetic.verify(problem, ro.text, truncated=ro.finish_reason == "length")
-            samples.append(Sample(messages=list(problem.messages), rollout=ro, group=i // r.group_size,
-                                  reward=reward, feedback=feedback, problem_id=problem.id))
+        graded = grade(expand(batch, rollouts, params.rollout.group_size))
         t2 = time.perf_counter()
-        metrics = trainer.train_step(samples)
-        metrics["time/rollout"] = t1 - t0
-        metrics["time/execution"] = t2 - t1
-        metrics["time/step"] = time.perf_counter() - t0
-        rows.append(metrics)
-        write_jsonl_atomic(metrics_path, rows)
-        if trainer.step % params.train.checkpoint_every == 0 or trainer.step == params.train.steps:
-            save_checkpoint(trainer, ckpt_dir, keep=params.train.keep_checkpoints)
+        metrics = run.trainer.train_step(make_samples(batch, rollouts, graded, params.rollout.group_size))
+        metrics |= {"time/rollout": t1 - t0, "time/execution": t2 - t1, "time/step": time.perf_counter() - t0}
+        run.record(metrics)
         log(format_metrics(metrics))
-    return run_dir
+    return run.run_dir
 
 
 def format_metrics(m: dict[str, float]) -> str:

@@ -137,6 +137,10 @@ def grade_text(problem, response: str) -> tuple[float, str]:
             return 1.0, ""
         pred = mcq_prediction(response, problem.labels)
         return 0.0, f"Your answer ({pred}) is incorrect." if pred else "Your response did not contain an answer."
+    if problem.source == "arithmetic":
+        from ..arithmetic import verify
+
+        return verify(problem, response)
     if problem.source == "math500":
         got = extract_math_answer(response)
         if got is None:

@@ -9,7 +9,7 @@ from typing import Iterator, Literal
 
 from ..errors import VPDError
 
-Source = Literal["livecodebench", "sciknoweval", "math500"]
+Source = Literal["livecodebench", "sciknoweval", "math500", "arithmetic"]
 
 
 class DataError(VPDError):

@@ -1,0 +1,1 @@
+"""Prefect flows: prepare, train, evaluate, report, pipeline, sweep."""

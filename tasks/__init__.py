@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers over vpd_core and sandboxes (no logic of their own)."""

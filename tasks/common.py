@@ -1,0 +1,40 @@
+"""Shared bits of the orchestration layer: params in and out of flows, graders, cache keys."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from prefect.context import TaskRunContext
+
+from vpd_core.config import Params, load_params
+
+
+def params_from(params_path: str = "params.yaml", overrides: list[str] | None = None) -> Params:
+    """Flows take (path, overrides): JSON-friendly, editable in the UI, validated before any work."""
+    return load_params(params_path, list(overrides or []))
+
+
+def params_hash(params: Params) -> str:
+    return hashlib.sha256(json.dumps(params.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def make_grader(params: Params, split: str):
+    """Code problems go to the sandbox (split: "train" tests or "all"); the rest are graded in-process."""
+    from vpd_core.loop import text_grader
+
+    if params.data.source != "livecodebench":
+        return text_grader, None
+    from sandboxes import make_sandbox
+    from sandboxes.grading import code_grader
+
+    s = params.sandbox
+    sandbox = make_sandbox(s.backend, concurrency=s.concurrency)
+    return code_grader(sandbox, split=split, time_limit_s=s.time_limit_s), sandbox
+
+
+def step_key(context: TaskRunContext, parameters: dict) -> str:
+    """Cache key of per-step work: (run, params, step). Rollouts and grades are pure functions of
+    the weights at that step (a checkpoint), the problems and the seed, so a resumed run reuses them."""
+    p: Params = parameters["params"]
+    return f"{context.task.name}-{params_hash(p)}-{hashlib.sha256(p.run_dir.encode()).hexdigest()[:8]}-step{parameters['step']}"

@@ -1,0 +1,81 @@
+"""Tasks of the training and evaluation flows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE, TASK_SOURCE, CacheKeyFnPolicy
+
+from sandboxes.types import SandboxError
+from vpd_core import loop
+from vpd_core.checkpoint import save_checkpoint
+from vpd_core.config import Params
+from vpd_core.data.evaluation import write_results
+from vpd_core.fileio import write_jsonl_atomic
+from vpd_core.models import ensure_embedded_model, resolve_model_path
+
+from .common import step_key
+
+STEP_CACHE = CacheKeyFnPolicy(cache_key_fn=step_key) + TASK_SOURCE
+
+
+def infra_only(task, task_run, state) -> bool:
+    """Retry sandbox infrastructure failures only; a program's own failure is a verdict, not an error."""
+    try:
+        state.result()
+    except SandboxError:
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+    return False
+
+
+@task(cache_policy=NO_CACHE)
+def fetch_model(params: Params) -> str:
+    path = resolve_model_path(params.model.path, params.model.cache_dir) if params.model.path != "embedded" \
+        else ensure_embedded_model(params.model.cache_dir)
+    get_run_logger().info("model at %s", path)
+    return str(path)
+
+
+@task(cache_policy=NO_CACHE)
+def prepare_split(params: Params, split: str, out_dir: str) -> dict:
+    problems = loop.load_problems(params, split)
+    out = Path(out_dir) / f"{split}.jsonl"
+    write_jsonl_atomic(out, [p.to_dict() for p in problems])
+    get_run_logger().info("%s: %d %s problems -> %s", split, len(problems), params.data.source, out)
+    return {"split": split, "problems": len(problems), "path": str(out)}
+
+
+@task(cache_policy=STEP_CACHE, persist_result=True)
+def generate_rollouts(run: loop.Run, problems: list, params: Params, step: int):
+    return loop.rollout_step(run.engine, run.tok, problems, params, step)
+
+
+@task(cache_policy=STEP_CACHE, persist_result=True, retries=2, retry_delay_seconds=5, retry_condition_fn=infra_only)
+def grade_rollouts(grader, batch: list, rollouts: list, params: Params, step: int) -> list:
+    return grader(loop.expand(batch, rollouts, params.rollout.group_size))
+
+
+@task(cache_policy=NO_CACHE)
+def update(run: loop.Run, batch: list, rollouts: list, graded: list) -> dict:
+    samples = loop.make_samples(batch, rollouts, graded, run.params.rollout.group_size)
+    return run.trainer.train_step(samples)
+
+
+@task(cache_policy=NO_CACHE)
+def record_step(run: loop.Run, metrics: dict) -> str | None:
+    ckpt = run.record(metrics)
+    return str(ckpt) if ckpt else None
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=infra_only)
+def evaluate_checkpoint(run_engine, tok, problems: list, params: Params, grader, out_dir: str, benchmark: str, seed: int) -> dict:
+    samples = loop.evaluate_problems(run_engine, tok, problems, params, grader, seed)
+    tables = write_results(samples, out_dir, benchmark, groups=["difficulty", "domain", "platform"])
+    return {name: t.to_dict(orient="records") for name, t in tables.items()}
+
+
+__all__ = ["fetch_model", "prepare_split", "generate_rollouts", "grade_rollouts", "update", "record_step",
+           "evaluate_checkpoint", "save_checkpoint"]
