@@ -23,10 +23,11 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 model: setup
-	HF_HUB_OFFLINE=1 $(VENV)/bin/vpd model fetch --cache-dir models
+	HF_HUB_OFFLINE=1 $(VENV)/bin/vpd model fetch --params $(PARAMS)
 
-run: model
-	HF_HUB_OFFLINE=1 $(VENV)/bin/vpd train --params $(PARAMS) $(foreach s,$(SET),--set $(s))
+# the whole pipeline (prepare -> evaluate base -> train -> evaluate -> report) with a private dockerd
+run: model system-deps
+	HF_HUB_OFFLINE=1 scripts/with-dockerd.sh $(VENV)/bin/vpd pipeline --params $(PARAMS) $(foreach s,$(SET),--set $(s))
 
 system-deps:
 	scripts/system-deps.sh

@@ -76,7 +76,7 @@ def evaluate(params_path: str = "params.yaml", overrides: list[str] | None = Non
         ckpt = latest_checkpoint(Path(params.run_dir) / "checkpoints") if checkpoint == "latest" else Path(checkpoint)
         if ckpt is None:
             raise FileNotFoundError(f"{params.run_dir}/checkpoints: no checkpoint to evaluate")
-        model_dir, name = ckpt / "model", ckpt.name
+        model_dir, name = ckpt / "model", "final" if checkpoint == "latest" else ckpt.name
     tok, model = load_tokenizer(model_dir), load_model(model_dir, params.model.dtype)
     data = Path(params.run_dir) / "data" / "test.jsonl"
     problems = loop.load_prepared(data) if data.exists() else loop.load_problems(params, "test")
@@ -84,15 +84,16 @@ def evaluate(params_path: str = "params.yaml", overrides: list[str] | None = Non
     out = Path(params.run_dir) / "eval" / name
     try:
         tables = evaluate_checkpoint(HFRolloutEngine(model, tok, params.rollout.batch_size), tok, problems, params,
-                                     grader, str(out), params.data.source, params.seed + 10_000)
+                                     grader, str(out / "tables"), params.data.source, params.seed + 10_000)
     finally:
         if sandbox is not None:
             sandbox.close()
     overall = tables["overall"][0]
     create_table_artifact(key=f"eval-{name.replace('_', '-')}", table=tables["overall"],
                           description=f"{params.data.source} test split, checkpoint {name}")
-    write_text_atomic(out / "metrics.json", json.dumps(overall, indent=2))
-    return {"checkpoint": name, **overall}
+    source = "base model" if checkpoint == "base" else str(model_dir.parent)
+    write_text_atomic(out / "metrics.json", json.dumps({**overall, "checkpoint": source}, indent=2))
+    return {"checkpoint": source, **overall}
 
 
 @flow(name="report", log_prints=True)
@@ -127,7 +128,7 @@ def report(params_path: str = "params.yaml", overrides: list[str] | None = None)
     for ev in sorted((run_dir / "eval").glob("*/metrics.json")):
         m = json.loads(ev.read_text())
         sections.append(f"## Evaluation: {ev.parent.name}\n\n" + "\n".join(f"- {k}: {v:.4f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in m.items()) + "\n")
-        md = ev.parent / f"{params.data.source}.md"
+        md = ev.parent / "tables" / f"{params.data.source}.md"
         if md.exists():
             sections.append(md.read_text())
     text = "\n".join(sections)
@@ -170,8 +171,7 @@ def sweep(params_path: str = "params.yaml", overrides: list[str] | None = None,
         child = [*(overrides or []), *point, f"run_dir={base.run_dir}/sweep/{name}"]
         pipeline.with_options(flow_run_name=f"sweep-{name}")(params_path, child)
         m = json.loads((Path(base.run_dir) / "sweep" / name / "eval" / "base" / "metrics.json").read_text())
-        latest = sorted((Path(base.run_dir) / "sweep" / name / "eval").glob("step-*/metrics.json"))[-1]
-        after = json.loads(latest.read_text())
+        after = json.loads((Path(base.run_dir) / "sweep" / name / "eval" / "final" / "metrics.json").read_text())
         rows.append({**dict(zip(keys, values)), **{f"base {k}": v for k, v in m.items() if "@" in k},
                      **{f"final {k}": v for k, v in after.items() if "@" in k}})
     create_table_artifact(key="sweep-comparison", table=rows, description=f"grid {grid}")

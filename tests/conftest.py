@@ -51,3 +51,42 @@ def _sandboxes():
 @pytest.fixture(params=SANDBOX_BACKENDS)
 def sandbox(request, _sandboxes):
     return _sandboxes(request.param)
+
+
+# ----------------------------------------------------------------------------- orchestration
+
+
+@pytest.fixture(scope="session")
+def prefect_backend(tmp_path_factory):
+    """One temporary Prefect API for every flow test of the session."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    os.environ["PREFECT_HOME"] = str(home)
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    os.environ["PREFECT_RESULTS_LOCAL_STORAGE_PATH"] = str(home / "storage")
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def tiny_params(tiny_dir, tmp_path):
+    """A params file for a 2-step VPD run of the tiny model on the arithmetic task."""
+    import yaml
+
+    from vpd_core.config import load_params
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    raw = yaml.safe_load(open(os.path.join(repo, "params.yaml")))
+    raw.update(run_dir=str(tmp_path / "run"), seed=3)
+    raw["model"].update(path=str(tiny_dir))
+    raw["data"].update(source="arithmetic", num_problems=16)
+    raw["rollout"].update(max_new_tokens=8, problems_per_step=2, group_size=4)
+    raw["train"].update(steps=2, checkpoint_every=1)
+    raw["optim"].update(lr=1e-3)
+    raw["vpd"].update(e_every=2)
+    raw["eval"].update(samples=2, max_new_tokens=8)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    load_params(path)  # valid
+    return path

@@ -47,7 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     model = sub.add_parser("model", help="model utilities")
     model_sub = model.add_subparsers(dest="model_command", required=True)
     fetch = model_sub.add_parser("fetch", help="fetch and convert the embedded default model")
-    fetch.add_argument("--cache-dir", default="models")
+    fetch.add_argument("--cache-dir", default=None, help="where the embedded default is kept (default: model.cache_dir)")
+    fetch.add_argument("--params", default=None, help="resolve model.path from a params file (and --set overrides)")
+    fetch.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    fetch.add_argument("--out", default=None, help="write {path, sha256 of the weights} here (the DVC stage's output)")
     sandbox = sub.add_parser("sandbox", help="run code in the sandbox")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True)
     check = sandbox_sub.add_parser("check", help="grade one program on one LiveCodeBench problem; prints one JSON object")
@@ -83,10 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sandbox":
             return sandbox_check(args)
         if args.command == "model":
-            from vpd_core.models import ensure_embedded_model
-
-            print(ensure_embedded_model(args.cache_dir))
-            return 0
+            return model_fetch(args)
         if args.command == "ui":
             from vpd.ui import serve_ui
 
@@ -112,6 +112,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 1
+
+
+def model_fetch(args) -> int:
+    import hashlib
+    from pathlib import Path
+
+    from vpd_core.config import load_params
+    from vpd_core.fileio import write_text_atomic
+    from vpd_core.models import resolve_model_path
+
+    params = load_params(args.params, args.overrides) if args.params else load_params(None, args.overrides)
+    path = resolve_model_path(params.model.path, args.cache_dir or params.model.cache_dir)
+    print(path)
+    if args.out:
+        h = hashlib.sha256()
+        for f in sorted(Path(path).glob("*.safetensors")):
+            with open(f, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 24), b""):
+                    h.update(block)
+        write_text_atomic(args.out, json.dumps({"path": str(Path(path).resolve()), "sha256": h.hexdigest()}, indent=2) + "\n")
+    return 0
 
 
 def prefect_env() -> None:

@@ -10,6 +10,7 @@ import; MCQ, math and arithmetic use `vpd_core.data.graders.grade_text`.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from pathlib import Path
@@ -24,7 +25,7 @@ from .config import Params
 from .data.graders import grade_text
 from .data.readers import embedded_path, read_source
 from .data.schema import DataError, Problem
-from .fileio import read_jsonl, write_jsonl_atomic
+from .fileio import read_jsonl, write_jsonl_atomic, write_text_atomic
 from .models import load_model, load_tokenizer, resolve_model_path
 from .rollout import HFRolloutEngine, SamplingParams
 from .sequences import Rollout, Sample, chat_prompt_ids
@@ -132,6 +133,7 @@ class Run:
         """Append the step's metrics (atomically) and checkpoint when due; returns the checkpoint."""
         self.rows.append(metrics)
         write_jsonl_atomic(self.metrics_path, self.rows)
+        write_text_atomic(self.run_dir / "curves.json", json.dumps(curves(self.rows), indent=1))
         p = self.params
         if self.trainer.step % p.train.checkpoint_every == 0 or self.trainer.step == p.train.steps:
             return save_checkpoint(self.trainer, self.ckpt_dir, keep=p.train.keep_checkpoints)
@@ -155,6 +157,15 @@ def run_training(params: Params, grade: Grader = text_grader, log: Callable[[str
         run.record(metrics)
         log(format_metrics(metrics))
     return run.run_dir
+
+
+CURVES = {"reward": "reward/mean", "pass_rate": "reward/pass_rate", "divergence": "distill/divergence",
+          "entropy": "student/entropy", "estep_accuracy": "estep/accuracy", "estep_delta": "estep/delta"}
+
+
+def curves(rows: list[dict]) -> list[dict]:
+    """The per-step series DVC plots and the report draw (missing values left out)."""
+    return [{"step": int(r["train/step"]), **{k: r[v] for k, v in CURVES.items() if v in r}} for r in rows]
 
 
 def format_metrics(m: dict[str, float]) -> str:

@@ -1,0 +1,57 @@
+"""`dvc repro` of dvc.yaml in a temporary git repository: full run, no-op, partial re-run."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def sh(cmd, cwd, env):
+    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, f"{cmd}: {r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    return r.stdout + r.stderr
+
+
+def test_dvc_repro_then_noop_then_only_downstream(prefect_backend, tiny_params, tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for d in ("vpd_core", "sandboxes", "tasks", "flows", "data/embedded"):
+        shutil.copytree(REPO / d, repo / d, ignore=ignore)
+    shutil.copy(REPO / "dvc.yaml", repo / "dvc.yaml")
+    raw = yaml.safe_load(tiny_params.read_text())
+    raw["run_dir"] = "run"
+    (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "HF_HUB_OFFLINE": "1",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    sh(["git", "init", "-q"], repo, env)
+    sh(["dvc", "init", "-q"], repo, env)
+    sh(["git", "add", "-A"], repo, env)
+    sh(["git", "commit", "-qm", "init"], repo, env)
+
+    first = sh(["dvc", "repro"], repo, env)
+    for stage in ("model", "prepare", "train", "evaluate", "report"):
+        assert f"Running stage '{stage}'" in first
+    assert (repo / "run" / "report" / "report.md").exists()
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    assert set(lock["stages"]) == {"model", "prepare", "train", "evaluate", "report"}
+
+    second = sh(["dvc", "repro"], repo, env)
+    assert "Running stage" not in second and "up to date" in second
+
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["eval"]["samples"] = 3
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    third = sh(["dvc", "repro"], repo, env)
+    assert "Running stage 'evaluate'" in third and "Running stage 'report'" in third
+    for stage in ("model", "prepare", "train"):
+        assert f"Running stage '{stage}'" not in third
+
+    metrics = sh(["dvc", "metrics", "show", "--json"], repo, env)
+    assert "pass@1" in metrics

@@ -1,0 +1,124 @@
+"""Prefect flows on the tiny model under one session-scoped test harness; deployments; resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vpd_core.config import ParamsError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_pipeline_flow_end_to_end(prefect_backend, tiny_params):
+    from prefect.client.orchestration import get_client
+
+    from flows.vpd_flows import pipeline
+
+    report = Path(pipeline(str(tiny_params), []))
+    run = tiny_params.parent / "run"
+    assert report == run / "report" / "report.md" and report.exists()
+    assert (run / "report" / "learning_curves.png").stat().st_size > 1000
+    text = report.read_text()
+    assert "## Evaluation: base" in text and "## Evaluation: final" in text and "pass@1" in text
+    for name in ("base", "final"):
+        m = json.loads((run / "eval" / name / "metrics.json").read_text())
+        assert m["problems"] == 4 and m["samples"] == 8 and 0.0 <= m["pass@1"] <= 1.0
+        assert (run / "eval" / name / "tables" / "arithmetic.parquet").exists()
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["train/step"] for r in rows] == [1.0, 2.0] and "estep/loss" in rows[1]
+    curves = json.loads((run / "curves.json").read_text())
+    assert [c["step"] for c in curves] == [1, 2] and "estep_accuracy" in curves[1]
+
+    import asyncio
+
+    async def artifact_keys():
+        async with get_client() as client:
+            return {a.key for a in await client.read_artifacts()}
+
+    keys = asyncio.run(artifact_keys())
+    assert {"train-metrics", "vpd-report", "latest-checkpoint", "eval-base", "eval-final"} <= keys
+
+
+def test_bad_params_fail_before_any_work(prefect_backend, tiny_params):
+    from flows.vpd_flows import train
+
+    with pytest.raises(ParamsError, match="unknown key 'vpd.e_evry'"):
+        train(str(tiny_params), ["vpd.e_evry=1"])
+    assert not (tiny_params.parent / "run").exists()
+
+
+def test_prefect_yaml_deployments_load_and_validate():
+    import importlib
+
+    from prefect.schedules import Cron
+
+    spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    names = set()
+    for d in spec["deployments"]:
+        module, fn = d["entrypoint"].split(":")
+        flow = getattr(importlib.import_module(module.replace("/", ".").removesuffix(".py")), fn)
+        flow.validate_parameters(d["parameters"])  # raises on a parameter the flow does not take
+        for s in d.get("schedules", []):
+            Cron(s["cron"], timezone=s["timezone"])
+        names.add(d["name"])
+    assert names == {"vpd-pipeline", "nightly-sweep"}
+    from flows.deployments import deployments
+
+    served = deployments()
+    assert {d.name for d in served} == names
+    assert any(d.schedules for d in served if d.name == "nightly-sweep")
+
+
+def _train_cmd(params):
+    return [sys.executable, "-m", "vpd.cli", "train", "--params", str(params)]
+
+
+def _env():
+    """The children talk to the session's test API (PREFECT_API_URL is set by the harness)."""
+    return {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+
+def test_kill_9_then_resume_matches_uninterrupted(prefect_backend, tiny_params, tmp_path):
+    """kill -9 the train flow after its 2nd checkpoint of 4; the rerun resumes from it and ends
+    with the same metrics as an uninterrupted run with the same seed."""
+    import yaml as y
+
+    raw = y.safe_load(tiny_params.read_text())
+    raw["train"]["steps"] = 4
+    ref = dict(raw, run_dir=str(tmp_path / "ref"))
+    cut = dict(raw, run_dir=str(tmp_path / "cut"))
+    (tmp_path / "ref.yaml").write_text(y.safe_dump(ref))
+    (tmp_path / "cut.yaml").write_text(y.safe_dump(cut))
+    env = _env()
+    done = subprocess.run(_train_cmd(tmp_path / "ref.yaml"), env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    proc = subprocess.Popen(_train_cmd(tmp_path / "cut.yaml"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    latest = tmp_path / "cut" / "checkpoints" / "latest"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (latest.exists() and latest.read_text().strip() == "step-000002"):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert latest.read_text().strip() == "step-000002"
+    again = subprocess.run(_train_cmd(tmp_path / "cut.yaml"), env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "resumed from" in again.stdout + again.stderr
+
+    def rows(d):
+        return [json.loads(x) for x in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
+
+    a, b = rows("ref"), rows("cut")
+    assert [r["train/step"] for r in b] == [1.0, 2.0, 3.0, 4.0]
+    for ra, rb in zip(a, b):
+        for k in ("reward/mean", "distill/loss", "distill/divergence", "student/entropy", "estep/loss", "estep/delta"):
+            if k in ra:
+                assert rb[k] == pytest.approx(ra[k], rel=1e-5, abs=1e-7), (ra["train/step"], k)
