@@ -15,6 +15,6 @@ def deployments():
             name="nightly-sweep",
             parameters={"params_path": "params.yaml", "overrides": [], "grid": {"algorithm": ["grpo", "sdpo", "vpd"]}},
             schedules=[Cron("0 2 * * *", timezone="UTC")],
-            description="GRPO vs SDPO vs VPD every night at 02:00 UTC", pause_on_shutdown=False,
+            description="GRPO vs SDPO vs VPD every night at 02:00 UTC",
         ),
     ]

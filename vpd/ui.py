@@ -31,7 +31,7 @@ def serve_ui(port: int = 4200) -> int:
 
         from flows.deployments import deployments
 
-        serve(*deployments())
+        serve(*deployments(), pause_on_shutdown=False)  # restarting `vpd ui` keeps the schedule active
         return 0
     finally:
         server.terminate()
