@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
 from prefect import flow, get_run_logger
+from tqdm import tqdm
 from prefect.artifacts import (create_link_artifact, create_markdown_artifact, create_progress_artifact,
                                create_table_artifact, update_progress_artifact)
 
@@ -42,6 +44,7 @@ def train(params_path: str = "params.yaml", overrides: list[str] | None = None) 
     grader, sandbox = make_grader(params, params.sandbox.train_tests)
     total = params.train.steps
     progress = create_progress_artifact(progress=100 * run.trainer.step / total, description="training steps")
+    bar = tqdm(total=total, initial=run.trainer.step, desc="train", unit="step", file=sys.stderr)
     try:
         while not run.done:
             step = run.trainer.step
@@ -55,7 +58,10 @@ def train(params_path: str = "params.yaml", overrides: list[str] | None = None) 
             record_step(run, metrics)
             log.info(loop.format_metrics(metrics))
             update_progress_artifact(artifact_id=progress, progress=100 * run.trainer.step / total)
+            bar.update(1)
+            bar.set_postfix(reward=f"{metrics['reward/mean']:.3f}")
     finally:
+        bar.close()
         if sandbox is not None:
             sandbox.close()
     rows = [{k: round(r.get(k, float("nan")), 4) for k in ["train/step", *KEY_METRICS]} for r in run.rows]

@@ -122,3 +122,13 @@ def test_kill_9_then_resume_matches_uninterrupted(prefect_backend, tiny_params, 
         for k in ("reward/mean", "distill/loss", "distill/divergence", "student/entropy", "estep/loss", "estep/delta"):
             if k in ra:
                 assert rb[k] == pytest.approx(ra[k], rel=1e-5, abs=1e-7), (ra["train/step"], k)
+
+
+def test_sweep_runs_a_pipeline_per_point_and_compares(prefect_backend, tiny_params):
+    from flows.vpd_flows import sweep
+
+    rows = sweep(str(tiny_params), ["train.steps=1"], grid={"algorithm": ["grpo", "vpd"]})
+    assert [r["algorithm"] for r in rows] == ["grpo", "vpd"]
+    assert all("base pass@1" in r and "final pass@1" in r for r in rows)
+    for name in ("algorithm_grpo", "algorithm_vpd"):
+        assert (tiny_params.parent / "run" / "sweep" / name / "report" / "report.md").exists()

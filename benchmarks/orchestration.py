@@ -1,0 +1,129 @@
+"""Orchestration overhead: Prefect per training step, `dvc repro` when nothing changed, and
+the share of work a resumed (kill -9) run skips. Tiny random model, arithmetic task, CPU.
+
+    .venv/bin/python benchmarks/orchestration.py [--steps 6] [--repeats 5]
+
+Prints a JSON summary; figures and their reading are in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def tiny_params(work: Path, steps: int, run_dir: str) -> Path:
+    from vpd_core.tiny import write_tiny_model
+
+    model = work / "tiny"
+    if not model.exists():
+        write_tiny_model(model)
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw.update(run_dir=run_dir, seed=3)
+    raw["model"]["path"] = str(model)
+    raw["data"].update(source="arithmetic", num_problems=16)
+    raw["rollout"].update(max_new_tokens=16)
+    raw["train"].update(steps=steps, checkpoint_every=1)
+    raw["vpd"]["e_every"] = 2
+    raw["eval"].update(samples=2, max_new_tokens=8)
+    path = work / f"params-{Path(run_dir).name}.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def vpd(*args, env, cwd=None, timeout=900):
+    t0 = time.perf_counter()
+    r = subprocess.run([str(BIN / "vpd"), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if r.returncode:
+        raise RuntimeError(r.stderr[-2000:])
+    return time.perf_counter() - t0
+
+
+def step_times(run_dir: Path) -> list[float]:
+    return [json.loads(x)["time/step"] for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="vpd-orch-"))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PREFECT_HOME": str(work / "prefect"),
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PATH": f"{BIN}:{os.environ['PATH']}"}
+    out: dict = {}
+
+    # 1. Prefect per step: the same run as a flow and as the plain loop
+    plain = tiny_params(work, args.steps, str(work / "plain"))
+    flow = tiny_params(work, args.steps, str(work / "flow"))
+    wall_plain = vpd("train", "--no-prefect", "--params", str(plain), env=env)
+    wall_flow = vpd("train", "--params", str(flow), env=env)
+    sp, sf = step_times(work / "plain"), step_times(work / "flow")
+    out["step_seconds_plain_median"] = statistics.median(sp)
+    out["step_seconds_flow_median"] = statistics.median(sf)
+    out["prefect_overhead_per_step_s"] = statistics.median(sf) - statistics.median(sp)
+    out["process_wall_plain_s"], out["process_wall_flow_s"] = wall_plain, wall_flow
+    out["flow_fixed_overhead_s"] = (wall_flow - sum(sf)) - (wall_plain - sum(sp))
+
+    # 2. a no-op `dvc repro`
+    repo = work / "repo"
+    repo.mkdir()
+    for d in ("vpd_core", "sandboxes", "tasks", "flows", "data/embedded"):
+        shutil.copytree(REPO / d, repo / d, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "dvc.yaml", repo)
+    raw = yaml.safe_load(plain.read_text())
+    raw["run_dir"] = "run"
+    raw["train"]["steps"] = 2
+    (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    genv = {**env, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "x"], ["dvc", "repro"]):
+        subprocess.run(cmd, cwd=repo, env=genv, check=True, capture_output=True)
+    noop = []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        r = subprocess.run(["dvc", "repro"], cwd=repo, env=genv, check=True, capture_output=True, text=True)
+        noop.append(time.perf_counter() - t0)
+        assert "Running stage" not in r.stdout
+    out["dvc_noop_repro_s_median"] = statistics.median(noop)
+    out["dvc_noop_repro_s_runs"] = noop
+
+    # 3. kill -9 after half the steps, then resume: the share of step time the rerun skips
+    cut = tiny_params(work, args.steps, str(work / "cut"))
+    proc = subprocess.Popen([str(BIN / "vpd"), "train", "--params", str(cut)], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    latest, half = work / "cut" / "checkpoints" / "latest", f"step-{args.steps // 2:06d}"
+    while not (latest.exists() and latest.read_text().strip() == half):
+        time.sleep(0.05)
+    time.sleep(0.5 * statistics.median(sf))  # die in the middle of the next step
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    rows_before = len((work / "cut" / "metrics.jsonl").read_text().splitlines())
+    t0 = time.perf_counter()
+    vpd("train", "--params", str(cut), env=env)
+    resumed_wall = time.perf_counter() - t0
+    rerun_steps = step_times(work / "cut")[rows_before:]
+    out["killed_after_steps"] = rows_before
+    out["resume_skipped_fraction_of_step_time"] = 1 - sum(rerun_steps) / sum(sf)
+    out["resume_rerun_wall_s"], out["uninterrupted_wall_s"] = resumed_wall, wall_flow
+    print(json.dumps(out, indent=2))
+    (REPO / "benchmarks" / "results").mkdir(exist_ok=True)
+    (REPO / "benchmarks" / "results" / "orchestration.json").write_text(json.dumps(out, indent=2))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
