@@ -10,7 +10,7 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 from tqdm import tqdm
-from prefect.artifacts import (create_link_artifact, create_markdown_artifact, create_progress_artifact,
+from prefect.artifacts import (create_image_artifact, create_link_artifact, create_markdown_artifact, create_progress_artifact,
                                create_table_artifact, update_progress_artifact)
 
 from vpd_core import loop
@@ -145,6 +145,7 @@ def report(params_path: str = "params.yaml", overrides: list[str] | None = None)
     if ckpt is not None:
         create_link_artifact(key="latest-checkpoint", link=ckpt.resolve().as_uri(), description="latest checkpoint")
     create_link_artifact(key="report-file", link=out.resolve().as_uri(), description="report")
+    create_image_artifact(image_url=png.resolve().as_uri(), key="learning-curves", description=str(png))
     return str(out)
 
 

@@ -43,7 +43,7 @@ def test_pipeline_flow_end_to_end(prefect_backend, tiny_params):
             return {a.key for a in await client.read_artifacts()}
 
     keys = asyncio.run(artifact_keys())
-    assert {"train-metrics", "vpd-report", "latest-checkpoint", "eval-base", "eval-final"} <= keys
+    assert {"train-metrics", "vpd-report", "latest-checkpoint", "eval-base", "eval-final", "learning-curves"} <= keys
 
 
 def test_bad_params_fail_before_any_work(prefect_backend, tiny_params):
