@@ -55,3 +55,12 @@ def test_dvc_repro_then_noop_then_only_downstream(prefect_backend, tiny_params, 
 
     metrics = sh(["dvc", "metrics", "show", "--json"], repo, env)
     assert "pass@1" in metrics
+
+    # a variant as a DVC experiment: only the stages downstream of the changed param run
+    sh(["git", "add", "-A"], repo, env)
+    sh(["git", "commit", "-qm", "repro"], repo, env)
+    exp = sh(["dvc", "exp", "run", "-S", "eval.samples=4"], repo, env)
+    assert "Running stage 'evaluate'" in exp and "Running stage 'train'" not in exp
+    assert "eval.samples" in sh(["dvc", "exp", "show", "--md"], repo, env)
+    final = yaml.safe_load((repo / "run" / "eval" / "final" / "metrics.json").read_text())
+    assert final["samples"] == 4 * final["problems"]

@@ -132,3 +132,32 @@ def test_sweep_runs_a_pipeline_per_point_and_compares(prefect_backend, tiny_para
     assert all("base pass@1" in r and "final pass@1" in r for r in rows)
     for name in ("algorithm_grpo", "algorithm_vpd"):
         assert (tiny_params.parent / "run" / "sweep" / name / "report" / "report.md").exists()
+
+
+def test_deployment_run_triggered_through_the_api(prefect_backend, tiny_params, monkeypatch):
+    """What the UI's "Run" does: create a flow run of the deployment with edited parameters;
+    a runner (as `vpd ui` serves) picks it up and runs it in its own process."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from prefect.runner import Runner
+
+    from flows.deployments import deployments
+
+    monkeypatch.chdir(REPO)  # the runner imports flows/vpd_flows.py from the project root
+    dep = next(d for d in deployments() if d.name == "vpd-pipeline")
+    runner = Runner(query_seconds=1)
+    runner.add_deployment(dep)
+    run = run_deployment("pipeline/vpd-pipeline", timeout=0,
+                         parameters={"params_path": str(tiny_params), "overrides": ["train.steps=1"]})
+    asyncio.run(runner.start(run_once=True))
+
+    async def final_state():
+        async with get_client() as client:
+            return (await client.read_flow_run(run.id)).state
+
+    assert asyncio.run(final_state()).is_completed()
+    assert (tiny_params.parent / "run" / "report" / "report.md").exists()
+    rows = (tiny_params.parent / "run" / "metrics.jsonl").read_text().splitlines()
+    assert len(rows) == 1  # the override edited in the "UI" took effect
