@@ -9,13 +9,19 @@ import time
 from pathlib import Path
 
 from prefect import flow, get_run_logger
+from prefect.artifacts import (
+    create_image_artifact,
+    create_link_artifact,
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from tqdm import tqdm
-from prefect.artifacts import (create_image_artifact, create_link_artifact, create_markdown_artifact, create_progress_artifact,
-                               create_table_artifact, update_progress_artifact)
 
 from vpd_core import loop
 from vpd_core.checkpoint import latest_checkpoint
-from vpd_core.fileio import write_text_atomic
+from vpd_core.fileio import atomic_output, write_text_atomic
 
 from tasks.common import make_grader, params_from
 from tasks.steps import (evaluate_checkpoint, fetch_model, generate_rollouts, grade_rollouts, prepare_split,
@@ -39,8 +45,7 @@ def train(params_path: str = "params.yaml", overrides: list[str] | None = None) 
     params = params_from(params_path, overrides)
     log = get_run_logger()
     run = loop.Run(params, log=log.info)
-    data = Path(params.run_dir) / "data" / "train.jsonl"
-    problems = loop.load_prepared(data) if data.exists() else loop.load_problems(params, "train")
+    problems = loop.run_problems(params, "train")
     grader, sandbox = make_grader(params, params.sandbox.train_tests)
     total = params.train.steps
     progress = create_progress_artifact(progress=100 * run.trainer.step / total, description="training steps")
@@ -84,8 +89,7 @@ def evaluate(params_path: str = "params.yaml", overrides: list[str] | None = Non
             raise FileNotFoundError(f"{params.run_dir}/checkpoints: no checkpoint to evaluate")
         model_dir, name = ckpt / "model", "final" if checkpoint == "latest" else ckpt.name
     tok, model = load_tokenizer(model_dir), load_model(model_dir, params.model.dtype)
-    data = Path(params.run_dir) / "data" / "test.jsonl"
-    problems = loop.load_prepared(data) if data.exists() else loop.load_problems(params, "test")
+    problems = loop.run_problems(params, "test")
     grader, sandbox = make_grader(params, "all")
     out = Path(params.run_dir) / "eval" / name
     try:
@@ -124,10 +128,8 @@ def report(params_path: str = "params.yaml", overrides: list[str] | None = None)
         ax.set_xlabel("step")
     fig.tight_layout()
     png = run_dir / "report" / "learning_curves.png"
-    png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = png.with_name(".learning_curves.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    tmp.replace(png)
+    with atomic_output(png) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
     sections = [f"# VPD run report: `{run_dir}`\n", f"algorithm **{params.algorithm}**, {len(rows)} steps, "
                 f"model `{params.model.path}`, data `{params.data.source}`\n", "![learning curves](learning_curves.png)\n"]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from vpd_core.data.livecodebench import decode_tests, encode_tests, parse_record
+from vpd_core.data.livecodebench import parse_record
 from vpd_core.data.schema import Problem, RecordError
 
 from .types import Job, JobError
 
-__all__ = ["decode_tests", "encode_tests", "job_from_problem", "job_from_record", "JobError"]
+__all__ = ["job_from_problem", "job_from_record", "JobError"]
 
 
 def job_from_problem(problem: Problem, code: str, *, split: str = "all", stop_at_first_failure: bool = False,

@@ -9,11 +9,10 @@ from prefect.cache_policies import NO_CACHE, TASK_SOURCE, CacheKeyFnPolicy
 
 from sandboxes.types import SandboxError
 from vpd_core import loop
-from vpd_core.checkpoint import save_checkpoint
 from vpd_core.config import Params
 from vpd_core.data.evaluation import write_results
 from vpd_core.fileio import write_jsonl_atomic
-from vpd_core.models import ensure_embedded_model, resolve_model_path
+from vpd_core.models import resolve_model_path
 
 from .common import step_key
 
@@ -33,8 +32,7 @@ def infra_only(task, task_run, state) -> bool:
 
 @task(cache_policy=NO_CACHE)
 def fetch_model(params: Params) -> str:
-    path = resolve_model_path(params.model.path, params.model.cache_dir) if params.model.path != "embedded" \
-        else ensure_embedded_model(params.model.cache_dir)
+    path = resolve_model_path(params.model.path, params.model.cache_dir)  # "embedded" is fetched once
     get_run_logger().info("model at %s", path)
     return str(path)
 
@@ -76,6 +74,3 @@ def evaluate_checkpoint(run_engine, tok, problems: list, params: Params, grader,
     tables = write_results(samples, out_dir, benchmark, groups=["difficulty", "domain", "platform"])
     return {name: t.to_dict(orient="records") for name, t in tables.items()}
 
-
-__all__ = ["fetch_model", "prepare_split", "generate_rollouts", "grade_rollouts", "update", "record_step",
-           "evaluate_checkpoint", "save_checkpoint"]

@@ -67,6 +67,12 @@ def load_prepared(path: str | Path) -> list[Problem]:
     return [Problem.from_dict(r) for r in read_jsonl(path)]
 
 
+def run_problems(params: Params, split: str) -> list[Problem]:
+    """The split written by the prepare stage into <run_dir>/data/, else read from the source."""
+    prepared = Path(params.run_dir) / "data" / f"{split}.jsonl"
+    return load_prepared(prepared) if prepared.exists() else load_problems(params, split)
+
+
 def generate(engine, tok, problems: list[Problem], n: int, sampling: SamplingParams) -> list[Rollout]:
     return engine.generate([chat_prompt_ids(tok, p.messages) for p in problems], n, sampling)
 

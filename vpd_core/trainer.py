@@ -138,7 +138,7 @@ class Trainer:
             n_tokens = student.response_mask.sum(-1).clamp(min=1.0)  # [b]
             coef = mask * (torch.tensor([weights[i] for i in idx], device=self.device) / max(total, 1e-12) / n_tokens)[:, None]
             old = None if self.p.train.old_logps == "recompute" else self._old_logps(None, [samples[i] for i in idx], student)
-            divs, logps, ents, ws = [], [], [], []
+            divs, ents, ws = [], [], []
             t_head = 0.0  # teacher lm-head time inside the chunk loop
             for a in range(0, student.response_len, chunk):
                 sl = slice(a, a + chunk)
@@ -155,7 +155,6 @@ class Trainer:
                 with torch.no_grad():
                     ents.append(entropy_from_logits(s_logits))
                 divs.append(div.detach())
-                logps.append(logp.detach())
                 ws.append(w)
             if total > 0 and h_leaf.grad is not None:
                 h.backward(h_leaf.grad)

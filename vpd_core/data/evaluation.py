@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..fileio import write_text_atomic
+from ..fileio import atomic_output, write_text_atomic
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -58,9 +58,8 @@ def to_markdown(df: pd.DataFrame) -> str:
 
 
 def _write_parquet_atomic(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    df.to_parquet(tmp, index=False)
-    tmp.replace(path)
+    with atomic_output(path) as tmp:
+        df.to_parquet(tmp, index=False)
 
 
 def write_results(samples: pd.DataFrame, out_dir: str | Path, benchmark: str, groups: list[str] = ()) -> dict[str, pd.DataFrame]:
