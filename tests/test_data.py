@@ -1,16 +1,14 @@
 """Readers on fixtures in the real schemas, embedded sets, graders, pass@k, `vpd data inspect`."""
 
-import base64
 import itertools
 import json
-import pickle
 import subprocess
 import sys
-import zlib
 from datetime import date
 
 import pandas as pd
 import pytest
+from records import lcb_record, tampered_blob
 
 from vpd_core.data.evaluation import pass_at_k, summarize, write_results
 from vpd_core.data.graders import extract_math_answer, math_correct, mcq_correct, mcq_prediction
@@ -22,12 +20,8 @@ from vpd_core.data.sciknoweval import read_paper_protocol, read_sciknoweval, spl
 
 
 def lcb(qid, date_, **kw):
-    rec = {"question_title": f"t{qid}", "question_content": "Print {x}.", "platform": "atcoder", "question_id": qid,
-           "contest_id": "abc1", "contest_date": f"{date_}T00:00:00", "starter_code": "", "difficulty": "easy",
-           "public_test_cases": json.dumps([{"input": "1\n", "output": "1\n", "testtype": "stdin"}]),
-           "private_test_cases": encode_tests([{"input": f"{i}\n", "output": f"{i}\n", "testtype": "stdin"} for i in range(2, 8)]),
-           "metadata": "{}"}
-    return {**rec, **kw}
+    return lcb_record([("1\n", "1\n")], [(f"{i}\n", f"{i}\n") for i in range(2, 8)], question_id=qid,
+                      question_title=f"t{qid}", question_content="Print {x}.", contest_date=f"{date_}T00:00:00", **kw)
 
 
 def write_jsonl(path, rows):
@@ -57,12 +51,7 @@ def test_lcb_fields_tests_and_prompt(tmp_path):
 
 def test_lcb_tampered_pickle_is_refused_without_running(tmp_path):
     marker = tmp_path / "pwned"
-
-    class Evil:
-        def __reduce__(self):
-            return (open, (str(marker), "w"))
-
-    blob = base64.b64encode(zlib.compress(pickle.dumps(Evil()))).decode()
+    blob = tampered_blob(marker)
     f = write_jsonl(tmp_path / "t.jsonl", [lcb("ok", "2025-01-01"), lcb("bad", "2025-01-01", private_test_cases=blob)])
     with pytest.raises(DataError, match=rf"{f}:2: private_test_cases: refusing to load global"):
         read_livecodebench(f)

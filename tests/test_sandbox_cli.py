@@ -7,17 +7,14 @@ import sys
 
 import pytest
 
-from sandboxes.lcb import encode_tests
+from records import lcb_record
 
-RECORD = {
-    "question_title": "add-two", "question_content": "Return a + b.", "platform": "leetcode", "question_id": "9999",
-    "contest_id": "weekly-contest-999", "contest_date": "2025-02-01T18:30:00", "difficulty": "easy",
-    "starter_code": "class Solution:\n    def addTwo(self, a: int, b: int) -> int:\n        ",
-    "public_test_cases": json.dumps([{"input": "1\n2", "output": "3", "testtype": "functional"}]),
-    "private_test_cases": encode_tests([{"input": "10\n-3", "output": "7", "testtype": "functional"},
-                                        {"input": "0\n0", "output": "0", "testtype": "functional"}]),
-    "metadata": json.dumps({"func_name": "addTwo"}),
-}
+RECORD = lcb_record(
+    [("1\n2", "3")], [("10\n-3", "7"), ("0\n0", "0")], func_name="addTwo",
+    question_title="add-two", question_content="Return a + b.", platform="leetcode", question_id="9999",
+    contest_id="weekly-contest-999", contest_date="2025-02-01T18:30:00",
+    starter_code="class Solution:\n    def addTwo(self, a: int, b: int) -> int:\n        ",
+)
 
 
 def check(tmp_path, code, record=RECORD, *extra, env=None):

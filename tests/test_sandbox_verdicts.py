@@ -8,7 +8,8 @@ import pytest
 
 from sandboxes import Job
 from sandboxes.extract import extract_code
-from sandboxes.lcb import JobError, encode_tests, job_from_record
+from records import lcb_record, tampered_blob
+from sandboxes.lcb import JobError, job_from_record
 
 
 def stdin_job(code, cases, **kw):
@@ -130,12 +131,7 @@ def test_extract_last_fenced_block():
 
 
 def record(**kw):
-    base = {"question_title": "t", "question_content": "c", "platform": "atcoder", "question_id": "abc1_a",
-            "contest_id": "abc1", "contest_date": "2025-02-01T00:00:00", "starter_code": "", "difficulty": "easy",
-            "public_test_cases": json.dumps([{"input": "1 2\n", "output": "3\n", "testtype": "stdin"}]),
-            "private_test_cases": encode_tests([{"input": "2 2\n", "output": "4\n", "testtype": "stdin"}]),
-            "metadata": "{}"}
-    return {**base, **kw}
+    return lcb_record([("1 2\n", "3\n")], [("2 2\n", "4\n")], **kw)
 
 
 def test_record_to_job_public_then_private():
@@ -144,17 +140,8 @@ def test_record_to_job_public_then_private():
 
 
 def test_tampered_pickle_is_refused_without_running(tmp_path):
-    import base64
-    import pickle
-    import zlib
-
     marker = tmp_path / "pwned"
-
-    class Evil:
-        def __reduce__(self):
-            return (open, (str(marker), "w"))
-
-    blob = base64.b64encode(zlib.compress(pickle.dumps(Evil()))).decode()
+    blob = tampered_blob(marker)
     with pytest.raises(JobError, match="private_test_cases: refusing to load global"):
         job_from_record(record(private_test_cases=blob), ADD)
     assert not marker.exists()

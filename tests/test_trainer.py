@@ -1,7 +1,5 @@
 """Trainer: learning signal of E- and M-steps, algorithms, micro-batching, checkpoints."""
 
-import copy
-
 import pytest
 import torch
 
