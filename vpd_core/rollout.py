@@ -1,7 +1,9 @@
 """Rollout engines: sample G responses per prompt with sampler log-probs.
 
 `RolloutEngine` is the interface the training loop and the orchestration layer
-call; `HFRolloutEngine` implements it with `model.generate` (CPU, small GPUs).
+call; `HFRolloutEngine` implements it with `model.generate` on the training
+model itself (CPU, small GPUs), `VLLMRolloutEngine` (vpd_core.rollout_vllm)
+with a colocated vLLM engine. `make_engine` builds the configured one.
 """
 
 from __future__ import annotations
@@ -30,8 +32,33 @@ class RolloutEngine(Protocol):
         ...
 
     def sync_weights(self, model) -> None:
-        """Make the engine sample from `model`'s current weights."""
+        """Make the engine sample from `model`'s current weights (after every update)."""
         ...
+
+    def sleep(self) -> None:
+        """Free what the engine holds on the accelerator while the trainer updates."""
+        ...
+
+
+def make_engine(params, model, tokenizer, model_path) -> RolloutEngine:
+    """The engine `params.rollout.backend` names, sampling from `model` (whose weights are at `model_path`)."""
+    r = params.rollout
+    if r.backend == "hf":
+        return HFRolloutEngine(model, tokenizer, batch_size=r.batch_size)
+    from .rollout_vllm import VLLMRolloutEngine  # vLLM is optional: imported only when asked for
+
+    v = r.vllm
+    return VLLMRolloutEngine(
+        model_path,
+        tokenizer,
+        stop_token_ids(tokenizer, model),
+        dtype=params.model.dtype,
+        max_model_len=v.max_model_len or r.max_prompt_tokens + max(r.max_new_tokens, params.eval.max_new_tokens),
+        gpu_memory_utilization=v.gpu_memory_utilization,
+        enforce_eager=v.enforce_eager,
+        sleep=v.sleep,
+        seed=params.seed,
+    )
 
 
 class HFRolloutEngine:
@@ -46,6 +73,9 @@ class HFRolloutEngine:
 
     def sync_weights(self, model) -> None:
         self.model = model  # same module object: nothing to copy
+
+    def sleep(self) -> None:
+        pass  # the engine is the training model: nothing of its own to free
 
     @torch.no_grad()
     def generate(self, prompts: list[list[int]], n: int, sampling: SamplingParams) -> list[Rollout]:

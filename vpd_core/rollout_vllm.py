@@ -1,0 +1,139 @@
+"""Colocated vLLM rollout engine: the serious-RL-stack way to sample.
+
+One in-process `vllm.LLM` lives next to the trainer (same process, same
+device). After every optimizer step the trainer's tensors are streamed into the
+running engine with vLLM's in-place `reload_weights` (which also redoes any
+kernel repacking, e.g. on CPU), and the prefix cache is dropped; the engine is
+never restarted. Where the platform supports sleep mode (CUDA), the engine
+sleeps during the update (level 2: KV cache and weights released, since the
+weights are overwritten by the next sync anyway) and wakes for the sync and the
+next generation.
+
+vLLM is imported lazily: the HF backend and everything else work without it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .rollout import SamplingParams
+from .sequences import Rollout
+
+# The engine core must run in this process: the weight sync hands it an iterator
+# over the trainer's tensors by reference instead of serialising the model.
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+
+
+def request_seed(seed: int, index: int) -> int:
+    """Distinct per-request seeds: vLLM draws identical samples for requests that share a seed."""
+    return (seed * 1_000_003 + index * 7_919 + 1) % (2**31 - 1)
+
+
+def full_named_tensors(model):
+    """(name, full tensor) for the model's state, gathering FSDP2 shards one tensor at a time.
+
+    Every rank of a sharded model must iterate this (each full_tensor() is a collective).
+    """
+    for name, t in model.state_dict().items():
+        if hasattr(t, "full_tensor"):  # DTensor (FSDP2 shard)
+            t = t.full_tensor()
+        yield name, t.detach()
+
+
+class VLLMRolloutEngine:
+    def __init__(
+        self,
+        model_path: str | Path,
+        tokenizer,
+        stop_ids: list[int],
+        *,
+        dtype: str = "float32",
+        max_model_len: int,
+        gpu_memory_utilization: float = 0.4,
+        enforce_eager: bool = False,
+        sleep: bool = True,
+        seed: int = 0,
+    ):
+        from vllm import LLM
+        from vllm.platforms import current_platform
+
+        self.tokenizer = tokenizer
+        self.stop_ids = list(stop_ids)
+        self.can_sleep = sleep and current_platform.is_sleep_mode_available()
+        self.llm = LLM(
+            model=str(model_path),
+            dtype=dtype,
+            max_model_len=max_model_len,
+            gpu_memory_utilization=gpu_memory_utilization,
+            enforce_eager=enforce_eager,
+            enable_sleep_mode=self.can_sleep,
+            seed=seed,
+            skip_tokenizer_init=True,  # we tokenize and detokenize; the engine sees token ids only
+            # log-probs of the distribution actually sampled from (after temperature/top-p),
+            # the same quantity the HF backend returns
+            logprobs_mode="processed_logprobs",
+        )
+        self.asleep = False
+        self.weights_released = False
+
+    def generate(self, prompts: list[list[int]], n: int, sampling: SamplingParams) -> list[Rollout]:
+        from vllm import SamplingParams as VLLMSampling
+        from vllm.inputs import TokensPrompt
+
+        self._wake()
+        flat = [p for p in prompts for _ in range(n)]
+        greedy = sampling.temperature == 0
+        params = [
+            VLLMSampling(
+                temperature=0.0 if greedy else sampling.temperature,
+                top_p=1.0 if greedy else sampling.top_p,
+                top_k=0,  # full distribution, as in the HF backend
+                max_tokens=sampling.max_new_tokens,
+                stop_token_ids=self.stop_ids,
+                seed=request_seed(sampling.seed, i),
+                logprobs=0,  # the sampled token's log-prob only
+                detokenize=False,
+            )
+            for i in range(len(flat))
+        ]
+        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in flat], params, use_tqdm=False)
+        rollouts = []
+        for prompt, out in zip(flat, outputs):
+            o = out.outputs[0]
+            resp = list(o.token_ids)
+            logps = [step[tok].logprob for step, tok in zip(o.logprobs, resp)]
+            finish = "stop" if resp and resp[-1] in self.stop_ids else "length"
+            rollouts.append(
+                Rollout(
+                    prompt_ids=list(prompt),
+                    response_ids=resp,
+                    sampler_logps=logps,
+                    finish_reason=finish,
+                    text=self.tokenizer.decode(resp, skip_special_tokens=True),
+                )
+            )
+        return rollouts
+
+    def sync_weights(self, model) -> None:
+        """Load `model`'s current tensors into the running engine (in place, no restart)."""
+        if self.asleep:
+            self.llm.wake_up(tags=["weights"])  # weights first: the KV cache is not needed to load them
+        self.llm.collective_rpc(
+            "reload_weights", kwargs={"weights_iterator": full_named_tensors(model), "is_checkpoint_format": True}
+        )
+        self.llm.reset_prefix_cache()  # cached prefixes were computed with the old weights
+        self.weights_released = False
+        if self.asleep:
+            self.llm.wake_up(tags=["kv_cache"])
+            self.asleep = False
+
+    def sleep(self) -> None:
+        """Release the engine's accelerator memory for the update (a no-op where unsupported)."""
+        if self.can_sleep and not self.asleep:
+            self.llm.sleep(level=2)
+            self.asleep = self.weights_released = True
+
+    def _wake(self) -> None:
+        if self.weights_released:
+            raise RuntimeError("the vLLM engine released its weights in sleep(); call sync_weights(model) before generate()")
