@@ -234,3 +234,48 @@ def test_m_step_update_equals_pure_distillation_loss(tiny_dir, tok, chunk, agg):
     want = flat_params(mb) - before
     assert want.abs().max() > 1e-2
     assert torch.allclose(got, want, atol=1e-5, rtol=1e-3)
+
+
+# ---------------------------------------------------------------------- GPU-path switches (checked on CPU)
+
+
+def test_bf16_autocast_runs_decoder_in_bf16_and_keeps_weights_and_head_fp32(tiny_dir, tok):
+    from vpd_core.logprobs import head_logits, lm_head
+
+    seen = []
+    runs = {}
+    for mp in ("no", "bf16"):
+        m = load_model(tiny_dir)
+        hook = m.model.layers[0].mlp.down_proj.register_forward_hook(lambda mod, i, o: seen.append((mp, o.dtype)))
+        tr = Trainer(m, tok, params(train={"mixed_precision": mp}))
+        runs[mp] = tr.train_step(synthetic_batch(tok))
+        hook.remove()
+        assert all(p.dtype == torch.float32 for p in m.parameters())
+        assert all(s["exp_avg"].dtype == torch.float32 for s in tr.optimizer.state.values())
+    assert {d for mp, d in seen if mp == "bf16"} == {torch.bfloat16}
+    assert {d for mp, d in seen if mp == "no"} == {torch.float32}
+    # same step up to bf16 rounding of the decoder
+    assert runs["bf16"]["distill/divergence"] == pytest.approx(runs["no"]["distill/divergence"], rel=0.05)
+    # the lm head is exempt from autocast: float32 logits equal to the fp32 head's, unlike a bare head call
+    m = load_model(tiny_dir)
+    h = torch.randn(2, 3, m.config.hidden_size)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert lm_head(m)(h).dtype == torch.bfloat16
+        logits = head_logits(lm_head(m), h)
+    assert logits.dtype == torch.float32 and torch.equal(logits, lm_head(m)(h))
+
+
+@pytest.mark.parametrize("algorithm", ["vpd", "grpo"])
+def test_gradient_checkpointing_takes_the_same_step(tiny_dir, tok, algorithm):
+    after = {}
+    for ckpt in (False, True):
+        m = load_model(tiny_dir)
+        tr = Trainer(m, tok, params(algorithm=algorithm, model={"gradient_checkpointing": ckpt}, vpd={"e_every": 1}))
+        assert any(getattr(mod, "gradient_checkpointing", False) for mod in m.modules()) == ckpt
+        samples = synthetic_batch(tok)
+        for s in samples:
+            s.rollout.sampler_logps = [-5.0] * len(s.rollout.response_ids)
+        tr.train_step(samples)
+        after[ckpt] = flat_params(m)
+    assert not torch.equal(after[False], flat_params(load_model(tiny_dir)))
+    assert torch.allclose(after[False], after[True], atol=1e-6)

@@ -33,6 +33,17 @@ def lm_head(model) -> torch.nn.Module:
     return model.get_output_embeddings()
 
 
+def head_logits(head: torch.nn.Module, h: torch.Tensor) -> torch.Tensor:
+    """float32 logits. [..., H] -> [..., V]
+
+    The head runs outside bf16 autocast (in the weights' own precision): bf16 logits
+    would be off by a few hundredths of a nat at typical magnitudes, which the
+    importance weights and PPO ratios would read as policy change.
+    """
+    with torch.autocast(h.device.type, enabled=False):
+        return head(h.to(head.weight.dtype)).float()
+
+
 def map_chunks(fn: Callable[..., tuple[torch.Tensor, ...]], *seq_tensors: torch.Tensor, chunk: int):
     """Apply fn to slices [:, a:b] of each [B, T, ...] tensor and concatenate outputs along T.
 
@@ -68,7 +79,7 @@ def token_logprobs(model, packed: Packed, chunk: int = 256) -> torch.Tensor:
     h = response_hidden(model, packed)
 
     def fn(h_c, y_c):
-        return (gather_logps(head(h_c).float(), y_c),)
+        return (gather_logps(head_logits(head, h_c), y_c),)
 
     (logps,) = map_chunks(fn, h, packed.response_ids, chunk=chunk)
     return logps * packed.response_mask
@@ -80,7 +91,7 @@ def topk_logprobs(model, packed: Packed, k: int, chunk: int = 256) -> tuple[torc
     h = response_hidden(model, packed)
 
     def fn(h_c):
-        logits = head(h_c).float()
+        logits = head_logits(head, h_c)
         top, ids = torch.topk(logits, k=min(k, logits.shape[-1]), dim=-1)
         return top - torch.logsumexp(logits, dim=-1, keepdim=True), ids
 

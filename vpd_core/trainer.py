@@ -18,7 +18,7 @@ from contextlib import contextmanager
 import torch
 
 from .config import Params
-from .logprobs import entropy_from_logits, gather_logps, lm_head, response_hidden, token_logprobs
+from .logprobs import entropy_from_logits, gather_logps, head_logits, lm_head, response_hidden, token_logprobs
 from .losses import (
     bco_loss,
     distillation_loss_from_per_token,
@@ -72,7 +72,12 @@ class Trainer:
         self.initial = self._frozen_copy() if needs_initial else None
         self.ema = self._frozen_copy() if params.algorithm == "sdpo" and params.sdpo.teacher == "ema" else None
         if params.model.gradient_checkpointing:
-            model.gradient_checkpointing_enable()
+            # non-reentrant: works with frozen inputs and with FSDP
+            kwargs = {"use_reentrant": False}
+            if hasattr(model, "activation_checkpointing_enable"):  # the name from transformers 5.2x on
+                model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+            else:
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
     def _frozen_copy(self):
         m = copy.deepcopy(self.model)
@@ -86,16 +91,17 @@ class Trainer:
         _check_groups(samples)
         metrics = batch_metrics(samples, self.p.rollout.group_size)
         algo = self.p.algorithm
-        if algo in ("vpd", "sdpo"):
-            contexts = build_teacher_contexts(samples, self.tokenizer, self.p.teacher, self.p.feedback)
-            metrics |= context_metrics(contexts)
-            metrics |= self.m_step(samples, contexts)
-        elif algo == "grpo":
-            metrics |= self.grpo_step(samples)
-        elif algo == "hybrid":
-            contexts = build_teacher_contexts(samples, self.tokenizer, self.p.teacher, self.p.feedback)
-            metrics |= context_metrics(contexts)
-            metrics |= self.grpo_step(samples, contexts=contexts)
+        with self._autocast():
+            if algo in ("vpd", "sdpo"):
+                contexts = build_teacher_contexts(samples, self.tokenizer, self.p.teacher, self.p.feedback)
+                metrics |= context_metrics(contexts)
+                metrics |= self.m_step(samples, contexts)
+            elif algo == "grpo":
+                metrics |= self.grpo_step(samples)
+            elif algo == "hybrid":
+                contexts = build_teacher_contexts(samples, self.tokenizer, self.p.teacher, self.p.feedback)
+                metrics |= context_metrics(contexts)
+                metrics |= self.grpo_step(samples, contexts=contexts)
         self.step += 1
         if algo == "sdpo" and self.ema is not None:
             self._update_ema()
@@ -103,7 +109,8 @@ class Trainer:
             self.e_buffer.append(samples)
             if self.step % self.p.vpd.e_every == 0:
                 batch = samples if self.p.vpd.e_buffer == "current" else [s for b in self.e_buffer for s in b]
-                metrics |= self.e_step(batch)
+                with self._autocast():
+                    metrics |= self.e_step(batch)
         metrics["train/step"] = float(self.step)
         metrics["train/lr"] = self.scheduler.get_last_lr()[0]
         return metrics
@@ -144,9 +151,9 @@ class Trainer:
                 sl = slice(a, a + chunk)
                 t1 = time.perf_counter()
                 with torch.no_grad():
-                    t_logits = sum(w * hd(th[:, sl]).float() for th, hd, w in teacher_parts)  # [b, c, V]
+                    t_logits = sum(w * head_logits(hd, th[:, sl]) for th, hd, w in teacher_parts)  # [b, c, V]
                 t_head += time.perf_counter() - t1
-                s_logits = head(h_leaf[:, sl]).float()  # [b, c, V]
+                s_logits = head_logits(head, h_leaf[:, sl])  # [b, c, V]
                 div = distillation_per_token(s_logits, t_logits, topk=d.topk, alpha=d.alpha, add_tail=d.add_tail)
                 logp = gather_logps(s_logits, student.response_ids[:, sl])
                 w = torch.ones_like(logp) if d.is_clip is None or old is None else importance_weights(logp, old[:, sl], d.is_clip)
@@ -260,6 +267,10 @@ class Trainer:
         return metrics
 
     # ------------------------------------------------------------------ internals
+
+    def _autocast(self):
+        """bf16 matmuls in the decoder (fp32 master weights, optimizer state and lm head)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.p.train.mixed_precision == "bf16")
 
     def _micro_batches(self, n: int):
         mb = self.p.train.micro_batch_size
