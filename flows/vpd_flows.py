@@ -21,11 +21,11 @@ from tqdm import tqdm
 
 from vpd_core import loop
 from vpd_core.checkpoint import latest_checkpoint
-from vpd_core.fileio import atomic_output, write_text_atomic
+from vpd_core.fileio import atomic_output, read_jsonl, write_text_atomic
 
 from tasks.common import make_grader, params_from
 from tasks.steps import (evaluate_checkpoint, fetch_model, generate_rollouts, grade_rollouts, prepare_split,
-                         record_step, update)
+                         record_step, train_distributed, update)
 
 KEY_METRICS = ["reward/mean", "reward/pass_rate", "distill/divergence", "student/entropy", "estep/accuracy", "time/step"]
 
@@ -43,6 +43,10 @@ def prepare(params_path: str = "params.yaml", overrides: list[str] | None = None
 def train(params_path: str = "params.yaml", overrides: list[str] | None = None) -> str:
     """rollouts -> grading -> M-step (+ E-step every F) -> metrics and checkpoint, every step; resumes."""
     params = params_from(params_path, overrides)
+    if params.train.distributed.nproc > 1:
+        # N processes (one per GPU) run the plain loop under torchrun; resumable the same way
+        train_distributed(params_path, list(overrides or []), params)
+        return _train_summary(params)
     log = get_run_logger()
     run = loop.Run(params, log=log.info)
     problems = loop.run_problems(params, "train")
@@ -69,9 +73,16 @@ def train(params_path: str = "params.yaml", overrides: list[str] | None = None) 
         bar.close()
         if sandbox is not None:
             sandbox.close()
-    rows = [{k: round(r.get(k, float("nan")), 4) for k in ["train/step", *KEY_METRICS]} for r in run.rows]
+    return _train_summary(params)
+
+
+def _train_summary(params) -> str:
+    """The metrics table artifact of a finished run; returns its latest checkpoint."""
+    run_dir = Path(params.run_dir)
+    rows = [{k: round(r.get(k, float("nan")), 4) for k in ["train/step", *KEY_METRICS]}
+            for r in read_jsonl(run_dir / "metrics.jsonl")]
     create_table_artifact(key="train-metrics", table=rows, description=f"{params.run_dir}: metrics per step")
-    return str(latest_checkpoint(run.ckpt_dir))
+    return str(latest_checkpoint(run_dir / "checkpoints"))
 
 
 @flow(name="evaluate", log_prints=True)
@@ -88,7 +99,7 @@ def evaluate(params_path: str = "params.yaml", overrides: list[str] | None = Non
         if ckpt is None:
             raise FileNotFoundError(f"{params.run_dir}/checkpoints: no checkpoint to evaluate")
         model_dir, name = ckpt / "model", "final" if checkpoint == "latest" else ckpt.name
-    tok, model = load_tokenizer(model_dir), load_model(model_dir, params.model.dtype)
+    tok, model = load_tokenizer(model_dir), load_model(model_dir, params.model.dtype, params.model.device)
     problems = loop.run_problems(params, "test")
     grader, sandbox = make_grader(params, "all")
     out = Path(params.run_dir) / "eval" / name
@@ -113,8 +124,6 @@ def report(params_path: str = "params.yaml", overrides: list[str] | None = None)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from vpd_core.fileio import read_jsonl
 
     params = params_from(params_path, overrides)
     run_dir = Path(params.run_dir)

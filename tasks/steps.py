@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shlex
+import subprocess
 from pathlib import Path
 
 from prefect import get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE, TASK_SOURCE, CacheKeyFnPolicy
 
 from sandboxes.types import SandboxError
-from vpd_core import loop
+from vpd_core import distributed, loop
 from vpd_core.config import Params
 from vpd_core.data.evaluation import write_results
 from vpd_core.fileio import write_jsonl_atomic
@@ -73,3 +78,23 @@ def evaluate_checkpoint(run_engine, tok, problems: list, params: Params, grader,
     tables = write_results(samples, out_dir, benchmark, groups=["difficulty", "domain", "platform"])
     return {name: t.to_dict(orient="records") for name, t in tables.items()}
 
+
+
+@task(cache_policy=NO_CACHE)
+def train_distributed(params_path: str, overrides: list[str], params: Params) -> None:
+    """The training loop on train.distributed.nproc processes under torchrun; its log streams here."""
+    log = get_run_logger()
+    d = params.train.distributed
+    cmd = distributed.train_command(params_path, overrides, d.nproc)
+    log.info("launching %d processes: %s", d.nproc, shlex.join(cmd))
+    total = params.train.steps
+    progress = create_progress_artifact(progress=0.0, description=f"training steps ({d.nproc} processes)")
+    env = {**os.environ, "VPD_LAUNCHED": "1"}
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env) as proc:
+        for line in proc.stdout:
+            log.info(line.rstrip())
+            step = re.match(r"step (\d+) \|", line)  # loop.format_metrics, printed by rank 0
+            if step:
+                update_progress_artifact(artifact_id=progress, progress=100 * int(step.group(1)) / total)
+    if proc.returncode:
+        raise RuntimeError(f"distributed training failed (exit status {proc.returncode}): {shlex.join(cmd)}")

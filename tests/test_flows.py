@@ -161,3 +161,28 @@ def test_deployment_run_triggered_through_the_api(prefect_backend, tiny_params, 
     assert (tiny_params.parent / "run" / "report" / "report.md").exists()
     rows = (tiny_params.parent / "run" / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 1  # the override edited in the "UI" took effect
+
+
+def test_train_flow_runs_two_processes_under_torchrun(prefect_backend, tiny_params):
+    """train.distributed.nproc=2: the flow launches the loop on 2 FSDP ranks and publishes the same artifacts."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+
+    from flows.vpd_flows import train
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    latest = train(str(tiny_params), ["train.distributed.nproc=2", "train.steps=2"])
+    run = tiny_params.parent / "run"
+    assert Path(latest) == run / "checkpoints" / "step-000002"
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["train/step"] for r in rows] == [1.0, 2.0]
+
+    async def artifacts():
+        async with get_client() as client:
+            return await client.read_artifacts()
+
+    found = asyncio.run(artifacts())
+    progress = [a for a in found if a.type == "progress" and "2 processes" in (a.description or "")]
+    assert progress and max(float(a.data) for a in progress) == 100.0
+    assert any(a.key == "train-metrics" for a in found)

@@ -96,22 +96,41 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(params.model_dump(mode="json"), indent=2))
             return 0
         if args.command == "train" and args.no_prefect:
-            from tasks.common import make_grader
-            from vpd_core.loop import run_training
-
-            grader, sandbox = make_grader(params, params.sandbox.train_tests)
-            try:
-                run_dir = run_training(params, grader, log=lambda s: print(s, flush=True))
-            finally:
-                if sandbox is not None:
-                    sandbox.close()
-            print(f"done: metrics in {run_dir / 'metrics.jsonl'}, checkpoints in {run_dir / 'checkpoints'}")
-            return 0
+            return train_plain(args, params)
         return run_flow(args)
     except VPDError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 1
+
+
+def train_plain(args, params) -> int:
+    """The plain loop; with train.distributed.nproc > 1 it relaunches itself under torchrun."""
+    import os
+    import subprocess
+
+    from tasks.common import make_grader
+    from vpd_core import distributed
+    from vpd_core.errors import VPDError
+    from vpd_core.loop import run_training
+
+    nproc = params.train.distributed.nproc
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        if os.environ.get("VPD_LAUNCHED"):
+            raise VPDError(f"train.distributed.nproc={nproc} but the launcher started this process without WORLD_SIZE")
+        cmd = distributed.train_command(args.params, args.overrides, nproc)
+        return subprocess.call(cmd, env={**os.environ, "VPD_LAUNCHED": "1"})
+    dist = distributed.init()
+    grader, sandbox = make_grader(params, params.sandbox.train_tests)
+    try:
+        run_dir = run_training(params, grader, log=lambda s: print(s, flush=True), dist=dist)
+    finally:
+        if sandbox is not None:
+            sandbox.close()
+        distributed.finish(dist)
+    if dist.is_main:
+        print(f"done: metrics in {run_dir / 'metrics.jsonl'}, checkpoints in {run_dir / 'checkpoints'}")
+    return 0
 
 
 def model_fetch(args) -> int:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors.torch import load_file
 
+from .distributed import full_optimizer_state, full_state_dict, load_full_state_dict, load_optimizer_state
 from .fileio import write_text_atomic
 
 STEP_PREFIX = "step-"
@@ -25,43 +27,64 @@ def checkpoint_name(step: int) -> str:
     return f"{STEP_PREFIX}{step:06d}"
 
 
-def save_checkpoint(trainer, root: str | Path, keep: int | None = None) -> Path:
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / checkpoint_name(trainer.step)
-    tmp = root / f".tmp-{final.name}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    trainer.model.save_pretrained(tmp / "model")
-    trainer.tokenizer.save_pretrained(tmp / "model")
-    state = {
-        "step": trainer.step,
-        "e_steps": trainer.e_steps,
-        "delta": trainer.delta,
-        "e_buffer": list(trainer.e_buffer),
-        "optimizer": trainer.optimizer.state_dict(),
-        "scheduler": trainer.scheduler.state_dict(),
-        "ema": trainer.ema.state_dict() if trainer.ema is not None else None,
-        "rng": {
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            "python": random.getstate(),
-            "numpy": np.random.get_state(),
-        },
-        "params": trainer.p.model_dump(mode="json"),
+def _rng_state() -> dict:
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
     }
-    torch.save(state, tmp / "trainer_state.pt")
-    if final.exists():  # re-saving the same step (e.g. a resumed run): swap atomically-ish
-        old = root / f".old-{final.name}-{os.getpid()}"
-        final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(final)
-    write_text_atomic(root / "latest", final.name + "\n")
-    if keep is not None:
-        prune_checkpoints(root, keep)
+
+
+def _set_rng_state(rng: dict) -> None:
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    random.setstate(rng["python"])
+    np.random.set_state(rng["numpy"])
+
+
+def save_checkpoint(trainer, root: str | Path, keep: int | None = None) -> Path:
+    """Every rank calls this (sharded state is gathered); rank 0 writes. Full tensors keyed by
+    name, so a checkpoint written by N processes resumes on any number."""
+    dist = trainer.dist
+    root = Path(root)
+    final = root / checkpoint_name(trainer.step)
+    model_state = full_state_dict(trainer.model)
+    optimizer_state = full_optimizer_state(trainer.model, trainer.optimizer)
+    ema_state = full_state_dict(trainer.ema) if trainer.ema is not None else None
+    # each rank's own replay buffer (its slice of the groups) and RNG streams
+    ranks = dist.objects({"e_buffer": list(trainer.e_buffer), "rng": _rng_state()})
+    if dist.is_main:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = root / f".tmp-{final.name}-{os.getpid()}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        trainer.model.save_pretrained(tmp / "model", state_dict=model_state)
+        trainer.tokenizer.save_pretrained(tmp / "model")
+        state = {
+            "step": trainer.step,
+            "e_steps": trainer.e_steps,
+            "delta": trainer.delta,
+            "optimizer": optimizer_state,
+            "scheduler": trainer.scheduler.state_dict(),
+            "ema": ema_state,
+            "ranks": ranks,
+            "params": trainer.p.model_dump(mode="json"),
+        }
+        torch.save(state, tmp / "trainer_state.pt")
+        if final.exists():  # re-saving the same step (e.g. a resumed run): swap atomically-ish
+            old = root / f".old-{final.name}-{os.getpid()}"
+            final.rename(old)
+            tmp.rename(final)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(final)
+        write_text_atomic(root / "latest", final.name + "\n")
+        if keep is not None:
+            prune_checkpoints(root, keep)
+    dist.barrier()  # no rank runs ahead of a checkpoint it may need to resume from
     return final
 
 
@@ -93,30 +116,35 @@ def _load_model_weights(model, model_dir: Path) -> None:
     state = {}
     for f in sorted(model_dir.glob("*.safetensors")):
         state.update(load_file(f))
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    expected = set(model.state_dict())
     tied = getattr(model.config, "tie_word_embeddings", False)
-    missing = [k for k in missing if not (tied and k.endswith("lm_head.weight"))]
+    missing = [k for k in expected - set(state) if not (tied and k.endswith("lm_head.weight"))]
+    unexpected = sorted(set(state) - expected)
     if missing or unexpected:
-        raise RuntimeError(f"{model_dir}: checkpoint does not match the model (missing {missing}, unexpected {unexpected})")
+        raise RuntimeError(f"{model_dir}: checkpoint does not match the model (missing {sorted(missing)}, unexpected {unexpected})")
+    load_full_state_dict(model, state)
 
 
 def load_checkpoint(trainer, path: str | Path) -> None:
-    """Restore a trainer built from the base model to the state saved at `path`."""
+    """Restore a trainer built from the base model to the state saved at `path` (every rank calls it)."""
     path = Path(path)
+    dist = trainer.dist
     _load_model_weights(trainer.model, path / "model")
     state = torch.load(path / "trainer_state.pt", weights_only=False)
-    trainer.optimizer.load_state_dict(state["optimizer"])
+    load_optimizer_state(trainer.model, trainer.optimizer, state["optimizer"])
     trainer.scheduler.load_state_dict(state["scheduler"])
     trainer.step = state["step"]
     trainer.e_steps = state["e_steps"]
     trainer.delta = state["delta"]
-    trainer.e_buffer.clear()
-    trainer.e_buffer.extend(state["e_buffer"])
     if trainer.ema is not None and state["ema"] is not None:
-        trainer.ema.load_state_dict(state["ema"])
-    rng = state["rng"]
-    torch.set_rng_state(rng["torch"])
-    if rng["cuda"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
-    random.setstate(rng["python"])
-    np.random.set_state(rng["numpy"])
+        load_full_state_dict(trainer.ema, state["ema"])
+    trainer.e_buffer.clear()
+    ranks = state["ranks"]
+    if len(ranks) == dist.world:
+        trainer.e_buffer.extend(ranks[dist.rank]["e_buffer"])
+        _set_rng_state(ranks[dist.rank]["rng"])
+    else:
+        # Resumed on a different number of processes: the per-rank replay buffers and RNG streams
+        # do not map onto the new ranks. The next E-step sees only steps taken after the resume.
+        warnings.warn(f"{path}: saved by {len(ranks)} process(es), resumed on {dist.world}; "
+                      "E-step replay buffer and RNG state start fresh", stacklevel=2)

@@ -29,6 +29,7 @@ class ModelParams(_Section):
     path: str = "embedded"
     cache_dir: str = "models"
     dtype: Literal["float32", "bfloat16"] = "float32"
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when available (one GPU per process)
     gradient_checkpointing: bool = False
 
 
@@ -103,6 +104,12 @@ class RolloutParams(_Section):
     vllm: VLLMParams = VLLMParams()
 
 
+class DistributedParams(_Section):
+    """Data-parallel training (FSDP2), one process per GPU; see vpd_core.distributed."""
+
+    nproc: int = Field(1, ge=1, description="processes on this machine; >1 runs the train stage under torchrun")
+
+
 class TrainParams(_Section):
     steps: int = Field(6, ge=1)
     micro_batch_size: int = Field(8, ge=1, description="sequences per forward/backward; gradients accumulate")
@@ -113,6 +120,7 @@ class TrainParams(_Section):
     old_logps: Literal["sampler", "recompute"] = "sampler"
     checkpoint_every: int = Field(1, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
+    distributed: DistributedParams = DistributedParams()
 
 
 class OptimParams(_Section):
@@ -227,6 +235,17 @@ class Params(_Section):
     grpo: GRPOParams = GRPOParams()
     hybrid: HybridParams = HybridParams()
     eval: EvalParams = EvalParams()
+
+    @model_validator(mode="after")
+    def _distributed(self) -> Params:
+        n = self.train.distributed.nproc
+        if n > 1 and self.rollout.problems_per_step % n:
+            raise ValueError(f"rollout.problems_per_step={self.rollout.problems_per_step} must be a multiple of "
+                             f"train.distributed.nproc={n} (each process takes whole problem groups)")
+        if n > 1 and self.rollout.backend == "vllm":
+            raise ValueError("rollout.backend=vllm with train.distributed.nproc>1 is not supported yet: "
+                             "use one process, or the hf backend")
+        return self
 
 
 def _format_errors(err: ValidationError, source: str) -> str:

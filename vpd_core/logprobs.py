@@ -18,7 +18,9 @@ from .sequences import Packed
 
 def response_hidden(model, packed: Packed) -> torch.Tensor:
     """Final hidden states at the positions that predict response tokens. -> [B, T, H]"""
-    out = model.get_decoder()(
+    # An FSDP-sharded model runs its decoder through the root's hooks (vpd_core.distributed.shard).
+    decoder = getattr(model, "decoder_forward", None) or model.get_decoder()
+    out = decoder(
         input_ids=packed.input_ids,
         attention_mask=packed.attention_mask,
         position_ids=packed.position_ids,

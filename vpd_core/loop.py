@@ -25,6 +25,7 @@ from .config import Params
 from .data.graders import grade_text
 from .data.readers import embedded_path, read_source
 from .data.schema import DataError, Problem
+from .distributed import SINGLE, Dist
 from .fileio import read_jsonl, write_jsonl_atomic, write_text_atomic
 from .models import load_model, load_tokenizer, resolve_model_path
 from .rollout import SamplingParams, make_engine
@@ -81,10 +82,14 @@ def generate(engine, tok, problems: list[Problem], n: int, sampling: SamplingPar
     return engine.generate(prompts, n, sampling)
 
 
-def rollout_step(engine, tok, problems: list[Problem], params: Params, step: int) -> tuple[list[Problem], list[Rollout]]:
+def rollout_step(engine, tok, problems: list[Problem], params: Params, step: int, dist: Dist = SINGLE
+                 ) -> tuple[list[Problem], list[Rollout]]:
+    """The step's problems (this rank's share of them) and G rollouts of each."""
     r = params.rollout
     batch = select_problems(problems, r.problems_per_step, params.seed, step)
-    sampling = SamplingParams(r.temperature, r.top_p, r.max_new_tokens, step_seed(params.seed, step))
+    share = len(batch) // dist.world  # problems_per_step divides evenly (validated); fewer problems: floor
+    batch = batch[dist.rank * share : (dist.rank + 1) * share] if dist.world > 1 else batch
+    sampling = SamplingParams(r.temperature, r.top_p, r.max_new_tokens, step_seed(params.seed, step) + 7_777 * dist.rank)
     return batch, generate(engine, tok, batch, r.group_size, sampling, r.max_prompt_tokens)
 
 
@@ -118,17 +123,18 @@ def evaluate_problems(engine, tok, problems: list[Problem], params: Params, grad
 class Run:
     """Model, tokenizer, trainer and rollout engine of one run directory, resumed if possible."""
 
-    def __init__(self, params: Params, log: Callable[[str], None] = print):
+    def __init__(self, params: Params, log: Callable[[str], None] = print, dist: Dist = SINGLE):
         self.params = params
+        self.dist = dist
         self.run_dir = Path(params.run_dir)
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.metrics_path = self.run_dir / "metrics.jsonl"
         torch.manual_seed(params.seed)
         path = resolve_model_path(params.model.path, params.model.cache_dir)
         self.tok = load_tokenizer(path)
-        self.model = load_model(path, params.model.dtype)
+        self.model = load_model(path, params.model.dtype, dist.device if dist.world > 1 else params.model.device)
         self.model.train()
-        self.trainer = Trainer(self.model, self.tok, params)
+        self.trainer = Trainer(self.model, self.tok, params, dist)
         latest = latest_checkpoint(self.ckpt_dir)
         if latest is not None:
             load_checkpoint(self.trainer, latest)
@@ -152,23 +158,30 @@ class Run:
     def record(self, metrics: dict[str, float]) -> Path | None:
         """Append the step's metrics (atomically) and checkpoint when due; returns the checkpoint."""
         self.rows.append(metrics)
-        write_jsonl_atomic(self.metrics_path, self.rows)
-        write_text_atomic(self.run_dir / "curves.json", json.dumps(curves(self.rows), indent=1))
+        if self.dist.is_main:
+            write_jsonl_atomic(self.metrics_path, self.rows)
+            write_text_atomic(self.run_dir / "curves.json", json.dumps(curves(self.rows), indent=1))
         p = self.params
         if self.trainer.step % p.train.checkpoint_every == 0 or self.trainer.step == p.train.steps:
             return save_checkpoint(self.trainer, self.ckpt_dir, keep=p.train.keep_checkpoints)
         return None
 
 
-def run_training(params: Params, grade: Grader = text_grader, log: Callable[[str], None] = print) -> Path:
-    """Train for params.train.steps steps, resuming from the run directory's latest checkpoint."""
-    run = Run(params, log)
+def run_training(params: Params, grade: Grader = text_grader, log: Callable[[str], None] = print,
+                 dist: Dist = SINGLE) -> Path:
+    """Train for params.train.steps steps, resuming from the run directory's latest checkpoint.
+
+    Under torchrun (several ranks) every rank runs this loop on its share of each step's
+    problems; rank 0 logs and writes metrics and checkpoints.
+    """
+    log = log if dist.is_main else (lambda _: None)
+    run = Run(params, log, dist)
     problems = load_problems(params, "train")
     if run.done:
         log(f"{run.run_dir}: already at step {run.trainer.step} of {params.train.steps}; nothing to do")
     while not run.done:
         t0 = time.perf_counter()
-        batch, rollouts = rollout_step(run.engine, run.tok, problems, params, run.trainer.step)
+        batch, rollouts = rollout_step(run.engine, run.tok, problems, params, run.trainer.step, dist)
         t1 = time.perf_counter()
         graded = grade(expand(batch, rollouts, params.rollout.group_size))
         t2 = time.perf_counter()

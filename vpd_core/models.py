@@ -95,8 +95,18 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     return tok
 
 
-def load_model(path: str | Path, dtype: str = "float32") -> PreTrainedModel:
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype])
+def resolve_device(name: str | torch.device) -> torch.device:
+    """"auto" = the (current) CUDA device when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ModelError("model.device is cuda but no CUDA device is available")
+    return device
+
+
+def load_model(path: str | Path, dtype: str = "float32", device: str | torch.device = "cpu") -> PreTrainedModel:
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype]).to(resolve_device(device))
     if getattr(model.config, "final_logit_softcapping", None):
         # We apply the lm head ourselves in chunks (vpd_core.logprobs); a soft-capped head would be bypassed.
         raise ModelError(f"{path}: models with final_logit_softcapping are not supported")

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 import torch
 
 from .config import Params
+from .distributed import SINGLE, Dist, reshard, shard
 from .logprobs import entropy_from_logits, gather_logps, head_logits, lm_head, response_hidden, token_logprobs
 from .losses import (
     bco_loss,
@@ -48,23 +49,16 @@ def lr_lambda(schedule: str, warmup: int, total: int):
 
 
 class Trainer:
-    def __init__(self, model, tokenizer, params: Params):
+    """With `dist` of several ranks, `model` (not yet sharded) is sharded with FSDP2 here, and
+    each rank's `train_step` gets its own slice of the step's groups."""
+
+    def __init__(self, model, tokenizer, params: Params, dist: Dist = SINGLE):
         self.model = model
         self.tokenizer = tokenizer
         self.p = params
+        self.dist = dist
         self.pad_id = tokenizer.pad_token_id
         self.device = next(model.parameters()).device
-        o = params.optim
-        self.optimizer = torch.optim.AdamW(
-            model.parameters(), lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay
-        )
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lr_lambda(o.schedule, o.warmup_steps, params.train.steps)
-        )
-        self.step = 0  # completed training steps (M-steps for VPD/SDPO)
-        self.e_steps = 0
-        self.delta: float | None = None  # running mean of the E-step implicit reward
-        self.e_buffer: deque[list[Sample]] = deque(maxlen=params.vpd.e_every)
         # Extra weights only where the method needs them: one copy of the model each.
         needs_initial = (params.algorithm == "vpd" and params.vpd.prior == "initial") or (
             params.algorithm == "sdpo" and params.sdpo.teacher in ("frozen", "trust-region")
@@ -78,6 +72,21 @@ class Trainer:
                 model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
             else:
                 model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        if dist.world > 1:  # after copying and checkpointing, before the optimizer sees the parameters
+            for m in (model, self.initial, self.ema):
+                if m is not None:
+                    shard(m)
+        o = params.optim
+        self.optimizer = torch.optim.AdamW(
+            model.parameters(), lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_lambda(o.schedule, o.warmup_steps, params.train.steps)
+        )
+        self.step = 0  # completed training steps (M-steps for VPD/SDPO)
+        self.e_steps = 0
+        self.delta: float | None = None  # running mean of the E-step implicit reward
+        self.e_buffer: deque[list[Sample]] = deque(maxlen=params.vpd.e_every)
 
     def _frozen_copy(self):
         m = copy.deepcopy(self.model)
@@ -89,19 +98,20 @@ class Trainer:
     def train_step(self, samples: list[Sample]) -> dict[str, float]:
         """One training step of the configured algorithm on a batch of verified samples."""
         _check_groups(samples)
-        metrics = batch_metrics(samples, self.p.rollout.group_size)
+        metrics = batch_metrics(samples, self.dist)
         algo = self.p.algorithm
         with self._autocast():
             if algo in ("vpd", "sdpo"):
                 contexts = build_teacher_contexts(samples, self.tokenizer, self.p.teacher, self.p.feedback)
-                metrics |= context_metrics(contexts)
+                metrics |= context_metrics(contexts, self.dist)
                 metrics |= self.m_step(samples, contexts)
             elif algo == "grpo":
                 metrics |= self.grpo_step(samples)
             elif algo == "hybrid":
                 contexts = build_teacher_contexts(samples, self.tokenizer, self.p.teacher, self.p.feedback)
-                metrics |= context_metrics(contexts)
+                metrics |= context_metrics(contexts, self.dist)
                 metrics |= self.grpo_step(samples, contexts=contexts)
+        reshard(self.model, self.ema, self.initial)  # plain (unsharded) root tensors must not outlive the step
         self.step += 1
         if algo == "sdpo" and self.ema is not None:
             self._update_ema()
@@ -111,6 +121,7 @@ class Trainer:
                 batch = samples if self.p.vpd.e_buffer == "current" else [s for b in self.e_buffer for s in b]
                 with self._autocast():
                     metrics |= self.e_step(batch)
+                reshard(self.model, self.initial)
         metrics["train/step"] = float(self.step)
         metrics["train/lr"] = self.scheduler.get_last_lr()[0]
         return metrics
@@ -126,7 +137,8 @@ class Trainer:
         d, chunk = self.p.distill, self.p.train.logit_chunk
         active = [c.active for c in contexts]
         weights = [_agg_weight(len(s.rollout.response_ids), a, d.loss_agg) for s, a in zip(samples, active)]
-        total = sum(weights)
+        total = self.dist.sum([sum(weights)])[0]  # the loss aggregates over the global batch
+        norm = max(total, 1e-12) / self.dist.world  # FSDP averages gradients over ranks: undo it
         sums = _Sums()
         t_teacher = t_update = 0.0
         head = lm_head(self.model)
@@ -143,7 +155,7 @@ class Trainer:
             mask = student.response_mask * torch.tensor([float(active[i]) for i in idx], device=self.device)[:, None]
             # d(loss)/d(weighted divergence of token t): the loss aggregation over the whole batch
             n_tokens = student.response_mask.sum(-1).clamp(min=1.0)  # [b]
-            coef = mask * (torch.tensor([weights[i] for i in idx], device=self.device) / max(total, 1e-12) / n_tokens)[:, None]
+            coef = mask * (torch.tensor([weights[i] for i in idx], device=self.device) / norm / n_tokens)[:, None]
             old = None if self.p.train.old_logps == "recompute" else self._old_logps(None, [samples[i] for i in idx], student)
             divs, ents, ws = [], [], []
             t_head = 0.0  # teacher lm-head time inside the chunk loop
@@ -173,21 +185,26 @@ class Trainer:
         t0 = time.perf_counter()
         metrics = self._optimizer_step(update=total > 0)
         t_update += time.perf_counter() - t0
-        metrics |= sums.result("distill")
+        metrics |= sums.result("distill", self.dist)
         metrics["time/teacher_scoring"] = t_teacher
         metrics["time/update"] = t_update
         return metrics
 
     def e_step(self, samples: list[Sample]) -> dict[str, float]:
         """VPD E-step: BCO on teacher-vs-prior implicit rewards, each sample in its own context."""
-        v = self.p.vpd
+        v, dist = self.p.vpd, self.dist
         t_start = time.perf_counter()
         contexts = build_teacher_contexts(samples, self.tokenizer, self.p.teacher, self.p.feedback, e_step=True)
-        keep = [i for i, c in enumerate(contexts) if c.active]
-        if not keep:
+        active = [c.active for c in contexts]
+        n_active = int(dist.sum([sum(active)])[0])
+        if n_active == 0:
             return {"estep/skipped": 1.0}
+        # Inactive samples leave the loss. One process drops them; with several, FSDP needs the
+        # same forward passes on every rank, so they stay in and are masked out of the loss.
+        keep = [i for i, a in enumerate(active) if a or dist.world > 1]
         samples = [samples[i] for i in keep]
         contexts = [contexts[i] for i in keep]
+        in_loss = torch.tensor([float(active[i]) for i in keep], device=self.device)
         rewards = torch.tensor([s.reward for s in samples], device=self.device)
         prior = self.initial if v.prior == "initial" else self.model
         mbs = list(self._micro_batches(len(samples)))
@@ -200,28 +217,31 @@ class Trainer:
         with torch.no_grad():
             student_lp = torch.cat([seq_logps(prior, idx, False) for idx in mbs])
         self.optimizer.zero_grad(set_to_none=True)
-        if len(mbs) == 1:
+        if len(mbs) == 1 and dist.world == 1:
             teacher_lp = seq_logps(self.model, mbs[0], True)
             self.delta = update_delta(self.delta, v.beta * (teacher_lp.detach() - student_lp), v.delta_momentum)
             loss, metrics = bco_loss(teacher_lp, student_lp, rewards, beta=v.beta, delta=self.delta)
             loss.backward()
         else:
-            # Exact micro-batching: the loss couples all sequences only through L_T, so take
-            # dL/dL_T on the whole batch first, then backprop sum(g * L_T) one micro-batch at a time.
+            # Exact micro-batching (and data parallelism): the loss couples all sequences only
+            # through L_T, so take dL/dL_T on the whole (global) batch first, then backprop
+            # sum(g * L_T) one micro-batch at a time.
             with torch.no_grad():
                 teacher_lp = torch.cat([seq_logps(self.model, idx, True) for idx in mbs])
-            self.delta = update_delta(self.delta, v.beta * (teacher_lp - student_lp), v.delta_momentum)
-            leaf = teacher_lp.clone().requires_grad_(True)
-            loss, metrics = bco_loss(leaf, student_lp, rewards, beta=v.beta, delta=self.delta)
+            everyone = [dist.cat(t) for t in (teacher_lp, student_lp, rewards, in_loss)]  # [N] each, rank order
+            all_teacher, all_student, all_rewards, all_in = everyone[0], everyone[1], everyone[2], everyone[3] > 0.5
+            self.delta = update_delta(self.delta, v.beta * (all_teacher - all_student)[all_in], v.delta_momentum)
+            leaf = all_teacher.clone().requires_grad_(True)
+            loss, metrics = bco_loss(leaf[all_in], all_student[all_in], all_rewards[all_in], beta=v.beta, delta=self.delta)
             (grad,) = torch.autograd.grad(loss, leaf)
-            offset = 0
+            offset = sum(dist.objects(len(samples))[: dist.rank])
+            grad = grad[offset : offset + len(samples)] * dist.world  # FSDP averages gradients over ranks
             for idx in mbs:
                 lp = seq_logps(self.model, idx, True)
-                (grad[offset : offset + len(idx)] * lp).sum().backward()
-                offset += len(idx)
+                (grad[idx[0] : idx[-1] + 1] * lp).sum().backward()
         metrics |= {f"estep/{k.split('/', 1)[1]}": val for k, val in self._optimizer_step(True, lr_scale=v.e_lr_scale, advance_schedule=False).items()}
         self.e_steps += 1
-        metrics["estep/samples"] = float(len(samples))
+        metrics["estep/samples"] = float(n_active)
         metrics["estep/count"] = float(self.e_steps)
         metrics["time/estep"] = time.perf_counter() - t_start
         return metrics
@@ -233,7 +253,8 @@ class Trainer:
         rewards = torch.tensor([s.reward for s in samples], dtype=torch.float32)
         adv_seq = grpo_advantages(rewards, torch.tensor([s.group for s in samples]))
         weights = [_agg_weight(len(s.rollout.response_ids), True, self.p.distill.loss_agg) for s in samples]
-        total = sum(weights)
+        total = self.dist.sum([sum(weights)])[0]
+        norm = max(total, 1e-12) / self.dist.world  # as in the M-step
         sums = _Sums()
         t_teacher = t_update = 0.0
         self.optimizer.zero_grad(set_to_none=True)
@@ -256,12 +277,12 @@ class Trainer:
             loss, m = grpo_loss(
                 logps, old, adv, mask, eps_low=g.eps_low, eps_high=g.eps_high, loss_agg=self.p.distill.loss_agg
             )
-            (loss * (sum(weights[i] for i in idx) / total)).backward()
+            (loss * (sum(weights[i] for i in idx) / norm)).backward()
             sums.add(m, mask)
             t_update += time.perf_counter() - t0
         t0 = time.perf_counter()
         metrics = self._optimizer_step(update=True)
-        metrics |= sums.result("grpo")
+        metrics |= sums.result("grpo", self.dist)
         metrics["time/teacher_scoring"] = t_teacher
         metrics["time/update"] = t_update + time.perf_counter() - t0
         return metrics
@@ -314,6 +335,7 @@ class Trainer:
         clip = self.p.optim.grad_clip
         params = [p for p in self.model.parameters() if p.grad is not None]
         norm = torch.nn.utils.clip_grad_norm_(params, clip if clip is not None else float("inf"))
+        norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm  # FSDP: a DTensor
         with _scaled_lr(self.optimizer, lr_scale):
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -381,36 +403,45 @@ class _Sums:
             self.ent_sum += float((ent * full_mask).sum())
             self.ent_tokens += float(full_mask.sum())
 
-    def result(self, prefix: str) -> dict[str, float]:
-        out = {k: v / max(self.tokens, 1.0) for k, v in self.values.items()}
-        out[f"{prefix}/tokens"] = self.tokens
-        if self.ent_tokens:
-            out["student/entropy"] = self.ent_sum / self.ent_tokens
+    def result(self, prefix: str, dist: Dist = SINGLE) -> dict[str, float]:
+        """Token-weighted means over the global batch (every rank must call this)."""
+        keys = sorted(self.values)
+        tokens, ent_sum, ent_tokens, *values = dist.sum([self.tokens, self.ent_sum, self.ent_tokens,
+                                                         *(self.values[k] for k in keys)])
+        out = {k: v / max(tokens, 1.0) for k, v in zip(keys, values)}
+        out[f"{prefix}/tokens"] = tokens
+        if ent_tokens:
+            out["student/entropy"] = ent_sum / ent_tokens
         return out
 
 
-def batch_metrics(samples: list[Sample], group_size: int) -> dict[str, float]:
-    rewards = torch.tensor([s.reward for s in samples], dtype=torch.float32)
-    lengths = torch.tensor([len(s.rollout.response_ids) for s in samples], dtype=torch.float32)
-    groups: dict[int, list[float]] = {}
-    for s in samples:
-        groups.setdefault(s.group, []).append(s.reward)
+def batch_metrics(samples: list[Sample], dist: Dist = SINGLE) -> dict[str, float]:
+    """Reward and length statistics of the global batch (groups are keyed by rank)."""
+    mine = [(s.group, s.reward, len(s.rollout.response_ids), s.rollout.finish_reason == "length") for s in samples]
+    rows = [(rank, *row) for rank, part in enumerate(dist.objects(mine)) for row in part]
+    rewards = torch.tensor([r[2] for r in rows], dtype=torch.float32)
+    lengths = torch.tensor([r[3] for r in rows], dtype=torch.float32)
+    groups: dict[tuple[int, int], list[float]] = {}
+    for rank, group, reward, _, _ in rows:
+        groups.setdefault((rank, group), []).append(reward)
     return {
         "reward/mean": rewards.mean().item(),
         "reward/pass_rate": sum(max(r) >= 0.5 for r in groups.values()) / len(groups),
         "reward/solve_all_rate": sum(min(r) >= 0.5 for r in groups.values()) / len(groups),
         "response/length_mean": lengths.mean().item(),
         "response/length_max": lengths.max().item(),
-        "response/truncated_frac": sum(s.rollout.finish_reason == "length" for s in samples) / len(samples),
-        "batch/samples": float(len(samples)),
+        "response/truncated_frac": sum(r[4] for r in rows) / len(rows),
+        "batch/samples": float(len(rows)),
     }
 
 
-def context_metrics(contexts: list[TeacherContext]) -> dict[str, float]:
-    n = len(contexts)
-    return {
-        "context/with_sibling": sum(c.sibling is not None for c in contexts) / n,
-        "context/with_feedback": sum(c.used_feedback for c in contexts) / n,
-        "context/masked": sum(not c.active for c in contexts) / n,
-        "context/truncated": sum(c.truncated for c in contexts) / n,
-    }
+def context_metrics(contexts: list[TeacherContext], dist: Dist = SINGLE) -> dict[str, float]:
+    n, sibling, feedback, masked, truncated = dist.sum([
+        len(contexts),
+        sum(c.sibling is not None for c in contexts),
+        sum(c.used_feedback for c in contexts),
+        sum(not c.active for c in contexts),
+        sum(c.truncated for c in contexts),
+    ])
+    return {"context/with_sibling": sibling / n, "context/with_feedback": feedback / n,
+            "context/masked": masked / n, "context/truncated": truncated / n}

@@ -1,0 +1,110 @@
+"""Data-parallel FSDP2 training on CPU (gloo), launched for real with torchrun."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from dp_cases import CASES, case_params, dp_batch
+
+from vpd_core.config import ParamsError, parse_params
+from vpd_core.fileio import read_jsonl
+from vpd_core.models import load_model
+from vpd_core.trainer import Trainer
+
+HERE = Path(__file__).parent
+REPO = HERE.parent
+COMPARED = ["reward/mean", "reward/pass_rate", "batch/samples", "response/length_mean", "context/masked",
+            "distill/divergence", "student/entropy", "distill/tokens", "grpo/loss", "train/grad_norm",
+            "estep/loss", "estep/accuracy", "estep/delta", "estep/samples", "estep/grad_norm"]
+
+
+def torchrun(*args, nproc=2, timeout=600):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def two_rank_results(tiny_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("dp")
+    torchrun(str(HERE / "dp_worker.py"), str(tiny_dir), str(out))
+    return {name: torch.load(out / f"{name}.pt", weights_only=False) for name in CASES}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_two_ranks_take_the_one_process_step(case, two_rank_results, tiny_dir, tok):
+    """Same batch, split over 2 FSDP ranks vs whole in one process: same weights and metrics after 2 steps."""
+    model = load_model(tiny_dir)
+    trainer = Trainer(model, tok, parse_params(case_params(case)))
+    reference = [trainer.train_step(dp_batch(tok, step)) for step in range(2)]
+    got = two_rank_results[case]
+    base = load_model(tiny_dir).state_dict()
+    for name, ref in model.state_dict().items():
+        assert torch.allclose(got["state"][name], ref, atol=2e-6, rtol=1e-4), name
+    assert any(not torch.equal(ref, base[name]) for name, ref in model.state_dict().items())
+    for step, (g, r) in enumerate(zip(got["metrics"], reference)):
+        for key in COMPARED:
+            assert (key in g) == (key in r), key
+            if key in r:
+                assert g[key] == pytest.approx(r[key], rel=1e-4, abs=1e-6), (step, key)
+    if case.startswith("vpd"):
+        # the E-step saw masked samples (group 2 has no feedback): the masked path was exercised
+        assert 0 < reference[0]["estep/samples"] < 16
+
+
+def write_params(tmp_path, tiny_dir, **sections) -> Path:
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw.update({"run_dir": str(tmp_path / "run")})
+    raw["model"]["path"] = str(tiny_dir)
+    raw["data"]["source"] = "arithmetic"
+    raw["rollout"].update({"problems_per_step": 2, "group_size": 2, "max_new_tokens": 8, "max_prompt_tokens": 128})
+    raw["train"].update({"steps": 2})
+    raw["eval"].update({"max_new_tokens": 8})
+    for k, v in sections.items():
+        raw[k] = {**raw.get(k, {}), **v}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_vpd_train_launches_itself_under_torchrun_and_resumes_on_one_process(tiny_dir, tmp_path):
+    params = write_params(tmp_path, tiny_dir, train={"distributed": {"nproc": 2}})
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    vpd = [sys.executable, "-m", "vpd.cli", "train", "--no-prefect", "--params", str(params)]
+    out = subprocess.run(vpd, capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
+    rows = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    assert [r["train/step"] for r in rows] == [1.0, 2.0]
+    assert all(r["batch/samples"] == 4.0 for r in rows)  # global batch: 2 problems x 2 rollouts over 2 ranks
+    assert out.stdout.count("done: metrics") == 1  # rank 0 reports; rank 1 is quiet
+    state = torch.load(tmp_path / "run" / "checkpoints" / "step-000002" / "trainer_state.pt", weights_only=False)
+    assert len(state["ranks"]) == 2
+    # resume the 2-process checkpoint on one process for a third step
+    more = vpd + ["--set", "train.steps=3", "--set", "train.distributed.nproc=1"]
+    out = subprocess.run(more, capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-5000:]
+    assert "resumed from" in out.stdout and "saved by 2 process(es), resumed on 1" in out.stderr
+    assert [r["train/step"] for r in read_jsonl(tmp_path / "run" / "metrics.jsonl")] == [1.0, 2.0, 3.0]
+
+
+def test_distributed_params_are_validated():
+    with pytest.raises(ParamsError, match="problems_per_step=3 must be a multiple of train.distributed.nproc=2"):
+        parse_params({"rollout": {"problems_per_step": 3}, "train": {"distributed": {"nproc": 2}}})
+    with pytest.raises(ParamsError, match="vllm with train.distributed.nproc>1 is not supported"):
+        parse_params({"rollout": {"backend": "vllm", "problems_per_step": 2}, "train": {"distributed": {"nproc": 2}}})
+
+
+def test_a_launched_child_without_world_size_fails_instead_of_relaunching(tiny_dir, tmp_path):
+    params = write_params(tmp_path, tiny_dir, train={"distributed": {"nproc": 2}})
+    env = {k: v for k, v in os.environ.items() if k != "WORLD_SIZE"} | {"VPD_LAUNCHED": "1", "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-m", "vpd.cli", "train", "--no-prefect", "--params", str(params)],
+                         capture_output=True, text=True, timeout=120, env=env, cwd=REPO)
+    assert out.returncode == 2 and "without WORLD_SIZE" in out.stderr
+    assert not (tmp_path / "run").exists()
