@@ -157,6 +157,36 @@ def test_sciknoweval_errors_and_paper_split(tmp_path):
     assert [p.id for p in other["Physics"]["test"]] != [p.id for p in split["Physics"]["test"]]
 
 
+def test_params_select_the_sciknoweval_protocol_and_hold_out_a_disjoint_test_split(tmp_path):
+    """data.* filters + per-domain holdout through loop.load_problems: what a training run reads."""
+    from vpd_core.config import parse_params
+    from vpd_core.loop import load_problems
+
+    rows = [ske(d, f"{d}-{i}", level="L3" if i % 5 else "L2") for d in ("Chemistry", "Physics") for i in range(40)]
+    f = write_jsonl(tmp_path / "all.jsonl", rows)
+    params = parse_params({"data": {"source": "sciknoweval", "path": str(f), "domains": ["Chemistry"], "levels": ["L3"]}})
+    train, test = load_problems(params, "train"), load_problems(params, "test")
+    assert {p.domain for p in train + test} == {"Chemistry"}
+    assert len(train) == 29 and len(test) == 3  # 32 L3 Chemistry questions, 10% held out
+    assert not {p.id for p in train} & {p.id for p in test}
+    assert [p.id for p in test] == [p.id for p in read_paper_protocol(f)["Chemistry"]["test"]]  # the paper's split
+    narrow = parse_params({"data": {"source": "sciknoweval", "path": str(f), "domains": ["Biology"]}})
+    with pytest.raises(DataError, match="no sciknoweval problems for the train split"):
+        load_problems(narrow, "train")
+
+
+def test_params_select_a_livecodebench_contest_window(tmp_path):
+    from vpd_core.config import parse_params
+    from vpd_core.loop import load_problems
+
+    recs = [lcb_record([("1", "1")], question_id=f"q{m}", contest_date=f"2025-0{m}-15T00:00:00") for m in range(1, 7)]
+    f = write_jsonl(tmp_path / "test6.jsonl", recs)
+    params = parse_params({"data": {"source": "livecodebench", "path": str(f),
+                                    "start_date": "2025-02-01", "end_date": "2025-05-01"}})
+    assert [p.id for p in load_problems(params, "train")] == ["q2", "q3", "q4"]
+    assert [p.id for p in load_problems(params, "test")] == ["q2", "q3", "q4"]  # same problems, all tests
+
+
 def test_math500(tmp_path):
     f = write_jsonl(tmp_path / "test.jsonl", [{"problem": "What is $1+1$?", "answer": "2", "subject": "Algebra", "level": 1,
                                                "unique_id": "test/algebra/1.json"}])

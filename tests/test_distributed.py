@@ -97,8 +97,6 @@ def test_vpd_train_launches_itself_under_torchrun_and_resumes_on_one_process(tin
 def test_distributed_params_are_validated():
     with pytest.raises(ParamsError, match="problems_per_step=3 must be a multiple of train.distributed.nproc=2"):
         parse_params({"rollout": {"problems_per_step": 3}, "train": {"distributed": {"nproc": 2}}})
-    with pytest.raises(ParamsError, match="vllm with train.distributed.nproc>1 is not supported"):
-        parse_params({"rollout": {"backend": "vllm", "problems_per_step": 2}, "train": {"distributed": {"nproc": 2}}})
 
 
 def test_a_launched_child_without_world_size_fails_instead_of_relaunching(tiny_dir, tmp_path):

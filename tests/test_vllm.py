@@ -168,3 +168,24 @@ def test_training_run_on_vllm_syncs_every_step_and_after_resume(engine, tiny_dir
     assert (lp(resumed) - lp(base)).abs().max() > 1e-2, "the engine must sample from the trained weights, not the base"
     del run
     gc.collect()
+
+
+def test_two_process_training_with_one_engine_per_rank(tiny_dir, tmp_path):
+    """train.distributed.nproc=2 + vllm: torchrun, FSDP ranks, each with its own colocated engine."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from vpd_core.fileio import read_jsonl
+
+    p = vllm_params(tiny_dir, tmp_path, data={"source": "arithmetic"}, train={"steps": 2, "distributed": {"nproc": 2}},
+                    rollout={"problems_per_step": 2, "group_size": 2})
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(p.model_dump(mode="json")))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-m", "vpd.cli", "train", "--no-prefect", "--params", str(path)],
+                         capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
+    rows = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    assert [r["train/step"] for r in rows] == [1.0, 2.0] and all(r["batch/samples"] == 4.0 for r in rows)

@@ -7,6 +7,7 @@ time with the dotted key in the message, before any work starts.
 from __future__ import annotations
 
 import copy
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,6 +40,16 @@ class DataParams(_Section):
     path: str = "embedded"  # a file or directory of the source's real files, or the shipped embedded set
     on_error: Literal["strict", "skip"] = "strict"  # malformed records: fail naming FILE:LINE, or count and list
     split_seed: int = 0  # LiveCodeBench: which 50% of each problem's tests training sees
+    # LiveCodeBench files: a release tag (directory of shards) and a [start, end) contest-date window
+    release: str | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+    # SciKnowEval files: record filters, then a seeded per-domain train/test split (the paper: 90/10, seed 42)
+    domains: list[str] | None = None
+    levels: list[str] | None = None
+    types: list[str] | None = None
+    holdout_fraction: float = Field(0.1, gt=0, lt=1)
+    holdout_seed: int = 42
     num_problems: int = Field(64, ge=1)  # arithmetic only
     max_operand: int = Field(10, ge=1)  # arithmetic only
 
@@ -242,9 +253,6 @@ class Params(_Section):
         if n > 1 and self.rollout.problems_per_step % n:
             raise ValueError(f"rollout.problems_per_step={self.rollout.problems_per_step} must be a multiple of "
                              f"train.distributed.nproc={n} (each process takes whole problem groups)")
-        if n > 1 and self.rollout.backend == "vllm":
-            raise ValueError("rollout.backend=vllm with train.distributed.nproc>1 is not supported yet: "
-                             "use one process, or the hf backend")
         return self
 
 

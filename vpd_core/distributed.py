@@ -147,7 +147,10 @@ def train_command(params_path: str, overrides: list[str], nproc: int) -> list[st
 
 def finish(dist: Dist) -> None:
     if dist.world > 1 and torchdist.is_initialized():
-        torchdist.destroy_process_group()
+        try:
+            torchdist.destroy_process_group()
+        except ValueError:  # seen after vLLM's external-launcher engine joined the group; the process exits next
+            pass
 
 
 def reshard(*models) -> None:

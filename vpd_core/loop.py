@@ -25,6 +25,7 @@ from .config import Params
 from .data.graders import grade_text
 from .data.readers import embedded_path, read_source
 from .data.schema import DataError, Problem
+from .data.sciknoweval import split_by_domain
 from .distributed import SINGLE, Dist
 from .fileio import read_jsonl, write_jsonl_atomic, write_text_atomic
 from .models import load_model, load_tokenizer, resolve_model_path
@@ -56,12 +57,21 @@ def load_problems(params: Params, split: str) -> list[Problem]:
         problems = arithmetic.make_problems(d.num_problems, d.max_operand, params.seed)
         cut = len(problems) * 3 // 4
         return problems[:cut] if split == "train" else problems[cut:]
-    path = embedded_path(d.source, split) if d.path == "embedded" else Path(d.path)
-    kwargs = {"split_seed": d.split_seed} if d.source == "livecodebench" else {}
+    embedded = d.path == "embedded"
+    path = embedded_path(d.source, split) if embedded else Path(d.path)
+    kwargs = {}
+    if d.source == "livecodebench":  # train and test are the same problems: 50% of the tests vs all of them
+        kwargs = {"split_seed": d.split_seed, "release": d.release, "start": d.start_date, "end": d.end_date}
+    elif d.source == "sciknoweval":
+        kwargs = {"domains": d.domains, "levels": d.levels, "types": d.types}
     result = read_source(d.source, path, on_error=d.on_error, templates=params.prompts, **kwargs)
-    if not result.problems:
-        raise DataError(f"{path}: no {d.source} problems")
-    return result.problems
+    problems = result.problems
+    if d.source == "sciknoweval" and not embedded:  # one file set: hold out a seeded share of each domain
+        parts = split_by_domain(problems, d.holdout_fraction, d.holdout_seed)
+        problems = [p for domain in sorted(parts) for p in parts[domain][split]]
+    if not problems:
+        raise DataError(f"{path}: no {d.source} problems for the {split} split with the data.* filters")
+    return problems
 
 
 def load_prepared(path: str | Path) -> list[Problem]:
@@ -140,7 +150,7 @@ class Run:
             load_checkpoint(self.trainer, latest)
             log(f"resumed from {latest} (step {self.trainer.step})")
         self.rows = [r for r in read_jsonl(self.metrics_path) if r["train/step"] <= self.trainer.step]
-        self.engine = make_engine(params, self.model, self.tok, path)
+        self.engine = make_engine(params, self.model, self.tok, path, dist)
         if latest is not None:
             self.engine.sync_weights(self.model)  # the engine loaded the base weights from `path`
 

@@ -14,6 +14,7 @@ from typing import Protocol
 import torch
 from transformers import GenerationConfig
 
+from .distributed import SINGLE, Dist
 from .models import stop_token_ids
 from .sequences import Rollout
 
@@ -40,8 +41,9 @@ class RolloutEngine(Protocol):
         ...
 
 
-def make_engine(params, model, tokenizer, model_path) -> RolloutEngine:
-    """The engine `params.rollout.backend` names, sampling from `model` (whose weights are at `model_path`)."""
+def make_engine(params, model, tokenizer, model_path, dist: Dist = SINGLE) -> RolloutEngine:
+    """The engine `params.rollout.backend` names, sampling from `model` (whose weights are at `model_path`);
+    under torchrun, one engine per rank."""
     r = params.rollout
     if r.backend == "hf":
         return HFRolloutEngine(model, tokenizer, batch_size=r.batch_size)
@@ -57,7 +59,8 @@ def make_engine(params, model, tokenizer, model_path) -> RolloutEngine:
         gpu_memory_utilization=v.gpu_memory_utilization,
         enforce_eager=v.enforce_eager,
         sleep=v.sleep,
-        seed=params.seed,
+        seed=params.seed + dist.rank,
+        data_parallel=dist.world,
     )
 
 

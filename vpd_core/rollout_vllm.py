@@ -54,6 +54,7 @@ class VLLMRolloutEngine:
         enforce_eager: bool = False,
         sleep: bool = True,
         seed: int = 0,
+        data_parallel: int = 1,
     ):
         from vllm import LLM
         from vllm.platforms import current_platform
@@ -61,6 +62,9 @@ class VLLMRolloutEngine:
         self.tokenizer = tokenizer
         self.stop_ids = list(stop_ids)
         self.can_sleep = sleep and current_platform.is_sleep_mode_available()
+        # Under torchrun each rank runs its own engine on its own device and samples its own
+        # share of the prompts; vLLM joins the existing process group as data-parallel ranks.
+        launcher = {"distributed_executor_backend": "external_launcher", "data_parallel_size": data_parallel}
         self.llm = LLM(
             model=str(model_path),
             dtype=dtype,
@@ -73,6 +77,7 @@ class VLLMRolloutEngine:
             # log-probs of the distribution actually sampled from (after temperature/top-p),
             # the same quantity the HF backend returns
             logprobs_mode="processed_logprobs",
+            **(launcher if data_parallel > 1 else {}),
         )
         self.asleep = False
         self.weights_released = False
