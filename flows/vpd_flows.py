@@ -99,7 +99,8 @@ def evaluate(params_path: str = "params.yaml", overrides: list[str] | None = Non
         if ckpt is None:
             raise FileNotFoundError(f"{params.run_dir}/checkpoints: no checkpoint to evaluate")
         model_dir, name = ckpt / "model", "final" if checkpoint == "latest" else ckpt.name
-    tok, model = load_tokenizer(model_dir), load_model(model_dir, params.model.dtype, params.model.device)
+    tok = load_tokenizer(model_dir, params.model.chat_template_kwargs)
+    model = load_model(model_dir, params.model.dtype, params.model.device)
     problems = loop.run_problems(params, "test")
     grader, sandbox = make_grader(params, "all")
     out = Path(params.run_dir) / "eval" / name

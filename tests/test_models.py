@@ -50,3 +50,24 @@ def test_embedded_default_fetch_convert_and_reuse(tmp_path_factory):
     msgs = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
     out = HFRolloutEngine(model, tok).generate([chat_prompt_ids(tok, msgs)], 1, SamplingParams(temperature=0, max_new_tokens=8))
     assert "Paris" in out[0].text  # a real instruction-tuned model, not random weights
+
+
+def test_chat_template_kwargs_reach_every_prompt_render(tiny_dir, tmp_path):
+    """model.chat_template_kwargs (Qwen3's enable_thinking=False) are bound at load: student and teacher prompts."""
+    from vpd_core.config import FeedbackParams, TeacherParams
+    from vpd_core.sequences import Rollout, Sample
+    from vpd_core.teacher import build_teacher_contexts
+
+    d = tmp_path / "m"
+    shutil.copytree(tiny_dir, d)
+    tok = load_tokenizer(d)
+    tok.chat_template = tok.chat_template + "{% if enable_thinking is defined and not enable_thinking %}NOTHINK{% endif %}"
+    tok.save_pretrained(d)
+    msgs = [{"role": "user", "content": "hi"}]
+    assert "NOTHINK" not in tok.decode(chat_prompt_ids(load_tokenizer(d), msgs))
+    bound = load_tokenizer(d, {"enable_thinking": False})
+    assert tok.decode(chat_prompt_ids(bound, msgs)).endswith("NOTHINK")
+    s = Sample(messages=msgs, rollout=Rollout(chat_prompt_ids(bound, msgs), [5, 6], [-1.0, -1.0], "stop"), group=0,
+               reward=0.0, feedback="Wrong Answer")
+    (ctx,) = build_teacher_contexts([s], bound, TeacherParams(), FeedbackParams())
+    assert tok.decode(ctx.prompt_ids).endswith("NOTHINK") and "Wrong Answer" in tok.decode(ctx.prompt_ids)

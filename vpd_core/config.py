@@ -31,6 +31,7 @@ class ModelParams(_Section):
     cache_dir: str = "models"
     dtype: Literal["float32", "bfloat16"] = "float32"
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when available (one GPU per process)
+    chat_template_kwargs: dict[str, Any] = {}  # passed to every chat-template render, e.g. {enable_thinking: false}
     gradient_checkpointing: bool = False
 
 

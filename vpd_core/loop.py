@@ -141,7 +141,7 @@ class Run:
         self.metrics_path = self.run_dir / "metrics.jsonl"
         torch.manual_seed(params.seed)
         path = resolve_model_path(params.model.path, params.model.cache_dir)
-        self.tok = load_tokenizer(path)
+        self.tok = load_tokenizer(path, params.model.chat_template_kwargs)
         self.model = load_model(path, params.model.dtype, dist.device if dist.world > 1 else params.model.device)
         self.model.train()
         self.trainer = Trainer(self.model, self.tok, params, dist)

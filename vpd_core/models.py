@@ -8,6 +8,7 @@ directory once; later runs load that directory (~2.5 s).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -86,12 +87,16 @@ def convert_gguf(gguf_dir: Path, gguf_file: str, out_dir: Path) -> None:
     tokenizer.save_pretrained(out_dir)
 
 
-def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
+def load_tokenizer(path: str | Path, chat_template_kwargs: dict | None = None) -> PreTrainedTokenizerBase:
+    """The tokenizer; `chat_template_kwargs` (e.g. Qwen3's enable_thinking=False) apply to every prompt it renders."""
     tok = AutoTokenizer.from_pretrained(path)
     if tok.chat_template is None:
         raise ModelError(f"{path}: tokenizer has no chat template")
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
+    if chat_template_kwargs:
+        # bound here so student prompts, teacher prompts and evaluation all render the same way
+        tok.apply_chat_template = functools.partial(tok.apply_chat_template, **chat_template_kwargs)
     return tok
 
 
