@@ -189,3 +189,11 @@ def test_two_process_training_with_one_engine_per_rank(tiny_dir, tmp_path):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
     rows = read_jsonl(tmp_path / "run" / "metrics.jsonl")
     assert [r["train/step"] for r in rows] == [1.0, 2.0] and all(r["batch/samples"] == 4.0 for r in rows)
+
+
+def test_gpu_step_benchmark_smoke_mode_measures_vllm(tmp_path):
+    from test_benchmarks import run_gpu_step
+
+    r, _ = run_gpu_step(tmp_path)
+    v = r["vllm"]
+    assert v["rollout_tokens_per_s"] > 0 and v["engine_start_s"] > 0 and v["weight_sync_s"] > 0
