@@ -56,6 +56,10 @@ bench: setup
 	$(PY) -m pip install -q -e ".[dev,bench]"
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/mstep.py
 
+# one VPD step on a GPU (random Qwen3-1.7B shape); BENCH_ARGS="--device cpu --tiny" is the smoke mode
+bench-gpu: setup
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/gpu_step.py $(BENCH_ARGS)
+
 bench-sandbox: setup system-deps
 	scripts/with-dockerd.sh $(PY) benchmarks/sandbox.py
 

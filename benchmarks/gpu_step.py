@@ -101,7 +101,7 @@ def build(args, device):
         "rollout": {"problems_per_step": args.problems, "group_size": args.group, "max_new_tokens": args.response_len,
                     "max_prompt_tokens": args.prompt_len + 64, "batch_size": args.problems * args.group},
         "train": {"micro_batch_size": args.micro_batch, "logit_chunk": args.chunk,
-                  "mixed_precision": "no" if device.type == "cpu" else "bf16"},
+                  "mixed_precision": "fp32" if device.type == "cpu" else "bf16"},
         "teacher": {"max_prompt_tokens": args.prompt_len + args.response_len + 256},
         "vpd": {"e_every": 10**6},  # the E-step is timed on its own below
         "distill": {"topk": 20},

@@ -100,7 +100,9 @@ def evaluate(params_path: str = "params.yaml", overrides: list[str] | None = Non
             raise FileNotFoundError(f"{params.run_dir}/checkpoints: no checkpoint to evaluate")
         model_dir, name = ckpt / "model", "final" if checkpoint == "latest" else ckpt.name
     tok = load_tokenizer(model_dir, params.model.chat_template_kwargs)
-    model = load_model(model_dir, params.model.dtype, params.model.device)
+    # a vLLM engine loads the weights itself; the HF copy then only answers config questions, off the GPU
+    device = "cpu" if params.rollout.backend == "vllm" else params.model.device
+    model = load_model(model_dir, params.model.dtype, device)
     problems = loop.run_problems(params, "test")
     grader, sandbox = make_grader(params, "all")
     out = Path(params.run_dir) / "eval" / name

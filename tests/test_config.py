@@ -89,3 +89,17 @@ def test_defaults_match_method():
     assert (p.vpd.e_every, p.vpd.beta, p.vpd.prior) == (5, 0.1, "current")
     assert (p.grpo.eps_low, p.grpo.eps_high) == (0.2, 0.28)
     assert p.teacher.quote_attempt is False
+
+
+@pytest.mark.parametrize("path", ["params.yaml", *sorted(str(p.relative_to(REPO)) for p in (REPO / "presets").glob("*.yaml"))])
+def test_params_files_survive_dvcs_yaml_round_trip(path, tmp_path):
+    """`dvc exp run -S` rewrites params.yaml with ruamel (YAML 1.2); we read with PyYAML (1.1).
+    A value such as an unquoted `no` would come back as False."""
+    from ruamel.yaml import YAML
+
+    yaml12 = YAML()
+    data = yaml12.load((REPO / path).read_text())
+    out = tmp_path / "params.yaml"
+    with open(out, "w") as f:
+        yaml12.dump(data, f)
+    assert load_params(out) == load_params(REPO / path)

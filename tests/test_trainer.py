@@ -244,7 +244,7 @@ def test_bf16_autocast_runs_decoder_in_bf16_and_keeps_weights_and_head_fp32(tiny
 
     seen = []
     runs = {}
-    for mp in ("no", "bf16"):
+    for mp in ("fp32", "bf16"):
         m = load_model(tiny_dir)
         hook = m.model.layers[0].mlp.down_proj.register_forward_hook(lambda mod, i, o: seen.append((mp, o.dtype)))
         tr = Trainer(m, tok, params(train={"mixed_precision": mp}))
@@ -253,9 +253,9 @@ def test_bf16_autocast_runs_decoder_in_bf16_and_keeps_weights_and_head_fp32(tiny
         assert all(p.dtype == torch.float32 for p in m.parameters())
         assert all(s["exp_avg"].dtype == torch.float32 for s in tr.optimizer.state.values())
     assert {d for mp, d in seen if mp == "bf16"} == {torch.bfloat16}
-    assert {d for mp, d in seen if mp == "no"} == {torch.float32}
+    assert {d for mp, d in seen if mp == "fp32"} == {torch.float32}
     # same step up to bf16 rounding of the decoder
-    assert runs["bf16"]["distill/divergence"] == pytest.approx(runs["no"]["distill/divergence"], rel=0.05)
+    assert runs["bf16"]["distill/divergence"] == pytest.approx(runs["fp32"]["distill/divergence"], rel=0.05)
     # the lm head is exempt from autocast: float32 logits equal to the fp32 head's, unlike a bare head call
     m = load_model(tiny_dir)
     h = torch.randn(2, 3, m.config.hidden_size)

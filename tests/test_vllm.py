@@ -197,3 +197,19 @@ def test_gpu_step_benchmark_smoke_mode_measures_vllm(tmp_path):
     r, _ = run_gpu_step(tmp_path)
     v = r["vllm"]
     assert v["rollout_tokens_per_s"] > 0 and v["engine_start_s"] > 0 and v["weight_sync_s"] > 0
+
+
+def test_pipeline_flow_with_the_vllm_backend(prefect_backend, tiny_params):
+    """The same Prefect flows (prepare -> evaluate base -> train -> evaluate -> report) on vLLM rollouts."""
+    import json
+
+    from flows.vpd_flows import pipeline
+
+    overrides = ["rollout.backend=vllm", "rollout.vllm.enforce_eager=true", "rollout.max_prompt_tokens=128"]
+    report = pipeline(str(tiny_params), overrides)
+    run = tiny_params.parent / "run"
+    assert os.path.exists(report)
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["train/step"] for r in rows] == [1.0, 2.0]
+    for name in ("base", "final"):
+        assert json.loads((run / "eval" / name / "metrics.json").read_text())["samples"] == 8

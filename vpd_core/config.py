@@ -127,7 +127,7 @@ class TrainParams(_Section):
     micro_batch_size: int = Field(8, ge=1, description="sequences per forward/backward; gradients accumulate")
     logit_chunk: int = Field(256, ge=1, description="response positions per lm-head chunk")
     # bf16: autocast the decoder's matmuls (GPU path); the lm head, losses and weights stay fp32
-    mixed_precision: Literal["no", "bf16"] = "no"
+    mixed_precision: Literal["fp32", "bf16"] = "fp32"
     # Which policy counts as pi_old for importance weights and PPO ratios.
     old_logps: Literal["sampler", "recompute"] = "sampler"
     checkpoint_every: int = Field(1, ge=1)
