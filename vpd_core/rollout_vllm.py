@@ -83,10 +83,10 @@ class VLLMRolloutEngine:
         self.weights_released = False
 
     def generate(self, prompts: list[list[int]], n: int, sampling: SamplingParams) -> list[Rollout]:
+        self._wake()
         from vllm import SamplingParams as VLLMSampling
         from vllm.inputs import TokensPrompt
 
-        self._wake()
         flat = [p for p in prompts for _ in range(n)]
         greedy = sampling.temperature == 0
         params = [
