@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 
 from prefect.context import TaskRunContext
 
@@ -19,8 +20,10 @@ def params_hash(params: Params) -> str:
     return hashlib.sha256(json.dumps(params.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def make_grader(params: Params, split: str):
-    """Code problems go to the sandbox (split: "train" tests or "all"); the rest are graded in-process."""
+def make_grader(params: Params, split: str, processes: int = 1):
+    """Code problems go to the sandbox (split: "train" tests or "all"); the rest are graded in-process.
+
+    `processes`: how many training processes share this machine's cores (one sandbox each)."""
     from vpd_core.loop import text_grader
 
     if params.data.source != "livecodebench":
@@ -29,7 +32,8 @@ def make_grader(params: Params, split: str):
     from sandboxes.grading import code_grader
 
     s = params.sandbox
-    sandbox = make_sandbox(s.backend, concurrency=s.concurrency)
+    concurrency = s.concurrency or max(1, (os.cpu_count() or 1) // processes)
+    sandbox = make_sandbox(s.backend, concurrency=concurrency)
     return code_grader(sandbox, split=split, time_limit_s=s.time_limit_s), sandbox
 
 

@@ -106,3 +106,15 @@ def test_a_launched_child_without_world_size_fails_instead_of_relaunching(tiny_d
                          capture_output=True, text=True, timeout=120, env=env, cwd=REPO)
     assert out.returncode == 2 and "without WORLD_SIZE" in out.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_training_processes_split_the_sandbox_cores():
+    from tasks.common import make_grader
+
+    params = parse_params({"data": {"source": "livecodebench"}, "sandbox": {"backend": "bwrap"}})
+    for processes in (1, 2):
+        _, sandbox = make_grader(params, "train", processes=processes)
+        try:
+            assert sandbox.concurrency == max(1, os.cpu_count() // processes)
+        finally:
+            sandbox.close()

@@ -121,7 +121,7 @@ def train_plain(args, params) -> int:
         cmd = distributed.train_command(args.params, args.overrides, nproc)
         return subprocess.call(cmd, env={**os.environ, "VPD_LAUNCHED": "1"})
     dist = distributed.init()
-    grader, sandbox = make_grader(params, params.sandbox.train_tests)
+    grader, sandbox = make_grader(params, params.sandbox.train_tests, processes=dist.world)
     try:
         run_dir = run_training(params, grader, log=lambda s: print(s, flush=True), dist=dist)
     finally:

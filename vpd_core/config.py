@@ -86,7 +86,8 @@ class PromptTemplates(_Section):
 
 class SandboxParams(_Section):
     backend: Literal["docker", "bwrap"] = "docker"
-    concurrency: int | None = Field(None, ge=1, description="programs at a time; null = all cores")
+    concurrency: int | None = Field(
+        None, ge=1, description="programs at a time; null = all cores (split between training processes)")
     time_limit_s: float = Field(6.0, gt=0, description="per test, wall clock")
     memory_mb: int = Field(512, ge=64)
     # Training rewards and feedback use the SDPO split (a seeded 50% of each problem's tests);
