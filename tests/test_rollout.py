@@ -1,9 +1,14 @@
-"""HF generate backend: grouping, seeds, sampler log-probs, finish reasons."""
+"""HF generate backend: grouping, seeds, sampler log-probs, finish reasons; prompt cap and device errors."""
 
+import pytest
 import torch
 
+from vpd_core import arithmetic
+from vpd_core.data.schema import DataError
 from vpd_core.logprobs import token_logprobs
 from vpd_core.rollout import HFRolloutEngine, SamplingParams
+from vpd_core.loop import generate
+from vpd_core.models import ModelError, load_model
 from vpd_core.sequences import chat_prompt_ids, pack
 
 
@@ -59,3 +64,17 @@ def test_greedy_and_finish_reasons(model, tok):
     first = greedy[0].response_ids.index(stop)
     assert out.response_ids == greedy[0].response_ids[: first + 1]
     assert out.finish_reason == "stop"
+
+
+def test_a_prompt_over_the_cap_names_the_problem(model, tok):
+    problems = arithmetic.make_problems(2, 5, 0)
+    with pytest.raises(DataError, match=rf"problem {problems[0].id}: prompt is \d+ tokens, over rollout.max_prompt_tokens=4"):
+        generate(HFRolloutEngine(model, tok), tok, problems, 1, SamplingParams(max_new_tokens=2), max_prompt_tokens=4)
+
+
+def test_model_device_cuda_without_a_gpu_is_a_clear_error(tiny_dir):
+    if torch.cuda.is_available():
+        pytest.skip("checks the no-GPU error path")
+    with pytest.raises(ModelError, match="model.device is cuda but no CUDA device"):
+        load_model(tiny_dir, device="cuda")
+    assert next(load_model(tiny_dir, device="auto").parameters()).device.type == "cpu"
