@@ -290,8 +290,14 @@ class Trainer:
     # ------------------------------------------------------------------ internals
 
     def _autocast(self):
-        """bf16 matmuls in the decoder (fp32 master weights, optimizer state and lm head)."""
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.p.train.mixed_precision == "bf16")
+        """bf16 matmuls in the decoder (fp32 master weights, optimizer state and lm head).
+
+        No cast cache: under FSDP2 a no-grad forward (teacher scoring) followed by a forward
+        with gradients in one autocast region reused stale bf16 weight casts and corrupted
+        the gradients (78% off in tests/test_distributed.py); each forward casts afresh.
+        """
+        enabled = self.p.train.mixed_precision == "bf16"
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled, cache_enabled=False)
 
     def _micro_batches(self, n: int):
         mb = self.p.train.micro_batch_size
