@@ -10,6 +10,7 @@ CASES = {
     "vpd": {"algorithm": "vpd", "vpd": {"e_every": 1}, "train": {"micro_batch_size": 3}},
     "vpd-one-micro-batch": {"algorithm": "vpd", "vpd": {"e_every": 1}, "train": {"micro_batch_size": 16}},
     "grpo": {"algorithm": "grpo", "train": {"micro_batch_size": 3}},
+    "hybrid": {"algorithm": "hybrid", "hybrid": {"lam": 0.5}, "train": {"micro_batch_size": 3}},
     "sdpo-ema": {"algorithm": "sdpo", "sdpo": {"teacher": "ema", "ema_rate": 0.5}, "train": {"micro_batch_size": 3}},
     # the GPU-path switches under FSDP: gradient checkpointing is exact; bf16 autocast is compared
     # with the noise bf16 itself makes (tests/test_distributed.py)
