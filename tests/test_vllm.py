@@ -213,3 +213,22 @@ def test_pipeline_flow_with_the_vllm_backend(prefect_backend, tiny_params):
     assert [r["train/step"] for r in rows] == [1.0, 2.0]
     for name in ("base", "final"):
         assert json.loads((run / "eval" / name / "metrics.json").read_text())["samples"] == 8
+
+
+def test_starting_an_engine_leaves_the_callers_random_streams_alone(tiny_dir, tok):
+    """An in-process vLLM engine seeds the global RNGs; the trainer's torch/Python/NumPy streams must not move."""
+    import random
+
+    import numpy as np
+
+    torch.manual_seed(123)
+    random.seed(123)
+    np.random.seed(123)
+    expected = (torch.rand(3), random.random(), np.random.rand())
+    torch.manual_seed(123)
+    random.seed(123)
+    np.random.seed(123)
+    eng = make_engine(vllm_params(tiny_dir, seed=7), load_model(tiny_dir), tok, tiny_dir)
+    assert torch.equal(torch.rand(3), expected[0]) and random.random() == expected[1] and np.random.rand() == expected[2]
+    del eng
+    gc.collect()

@@ -15,7 +15,12 @@ vLLM is imported lazily: the HF backend and everything else work without it.
 from __future__ import annotations
 
 import os
+import random
+from contextlib import contextmanager
 from pathlib import Path
+
+import numpy as np
+import torch
 
 from .rollout import SamplingParams
 from .sequences import Rollout
@@ -28,6 +33,17 @@ os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 def request_seed(seed: int, index: int) -> int:
     """Distinct per-request seeds: vLLM draws identical samples for requests that share a seed."""
     return (seed * 1_000_003 + index * 7_919 + 1) % (2**31 - 1)
+
+
+@contextmanager
+def preserved_rng():
+    """Restore the torch (CPU and CUDA), Python and NumPy random states on exit."""
+    py, np_state = random.getstate(), np.random.get_state()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        yield
+    random.setstate(py)
+    np.random.set_state(np_state)
 
 
 def full_named_tensors(model):
@@ -65,20 +81,22 @@ class VLLMRolloutEngine:
         # Under torchrun each rank runs its own engine on its own device and samples its own
         # share of the prompts; vLLM joins the existing process group as data-parallel ranks.
         launcher = {"distributed_executor_backend": "external_launcher", "data_parallel_size": data_parallel}
-        self.llm = LLM(
-            model=str(model_path),
-            dtype=dtype,
-            max_model_len=max_model_len,
-            gpu_memory_utilization=gpu_memory_utilization,
-            enforce_eager=enforce_eager,
-            enable_sleep_mode=self.can_sleep,
-            seed=seed,
-            skip_tokenizer_init=True,  # we tokenize and detokenize; the engine sees token ids only
-            # log-probs of the distribution actually sampled from (after temperature/top-p),
-            # the same quantity the HF backend returns
-            logprobs_mode="processed_logprobs",
-            **(launcher if data_parallel > 1 else {}),
-        )
+        with preserved_rng():  # an in-process engine seeds the global RNGs; the trainer's streams stay ours
+            self.llm = LLM(
+                model=str(model_path),
+                dtype=dtype,
+                max_model_len=max_model_len,
+                gpu_memory_utilization=gpu_memory_utilization,
+                enforce_eager=enforce_eager,
+                enable_sleep_mode=self.can_sleep,
+                seed=seed,
+                # The engine loads the tokenizer as well (its start-up checks want one), but prompts go
+                # in as token ids and responses come back undecoded (detokenize=False): we decode.
+                # log-probs of the distribution actually sampled from (after temperature/top-p),
+                # the same quantity the HF backend returns
+                logprobs_mode="processed_logprobs",
+                **(launcher if data_parallel > 1 else {}),
+            )
         self.asleep = False
         self.weights_released = False
 
