@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import subprocess
@@ -85,16 +84,16 @@ def train_distributed(params_path: str, overrides: list[str], params: Params) ->
     """The training loop on train.distributed.nproc processes under torchrun; its log streams here."""
     log = get_run_logger()
     d = params.train.distributed
-    cmd = distributed.train_command(params_path, overrides, d.nproc)
-    log.info("launching %d processes: %s", d.nproc, shlex.join(cmd))
+    cmd = shlex.join(distributed.train_command(params_path, overrides, d.nproc))
+    log.info("launching %d processes: %s", d.nproc, cmd)
     total = params.train.steps
     progress = create_progress_artifact(progress=0.0, description=f"training steps ({d.nproc} processes)")
-    env = {**os.environ, "VPD_LAUNCHED": "1"}
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env) as proc:
+    with distributed.launch_training(params_path, overrides, d.nproc, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, bufsize=1) as proc:
         for line in proc.stdout:
             log.info(line.rstrip())
             step = re.match(r"step (\d+) \|", line)  # loop.format_metrics, printed by rank 0
             if step:
                 update_progress_artifact(artifact_id=progress, progress=100 * int(step.group(1)) / total)
     if proc.returncode:
-        raise RuntimeError(f"distributed training failed (exit status {proc.returncode}): {shlex.join(cmd)}")
+        raise RuntimeError(f"distributed training failed (exit status {proc.returncode}): {cmd}")

@@ -1,6 +1,5 @@
 """Data-parallel FSDP2 training on CPU (gloo), launched for real with torchrun."""
 
-import json
 import os
 import subprocess
 import sys
@@ -8,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from dp_cases import CASES, case_params, dp_batch
 
 from vpd_core.config import ParamsError, parse_params
@@ -89,25 +87,13 @@ def test_two_ranks_with_bf16_autocast_stay_within_bf16s_own_noise(two_rank_resul
             assert g[key] == pytest.approx(r[key], rel=2e-2, abs=1e-3), key
 
 
-def write_params(tmp_path, tiny_dir, **sections) -> Path:
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw.update({"run_dir": str(tmp_path / "run")})
-    raw["model"]["path"] = str(tiny_dir)
-    raw["data"]["source"] = "arithmetic"
-    raw["rollout"].update({"problems_per_step": 2, "group_size": 2, "max_new_tokens": 8, "max_prompt_tokens": 128})
-    raw["train"].update({"steps": 2})
-    raw["eval"].update({"max_new_tokens": 8})
-    for k, v in sections.items():
-        raw[k] = {**raw.get(k, {}), **v}
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
+# the tiny_params run (conftest), 2 rollouts per problem, on 2 processes
+TWO_PROCESSES = ["--set", "train.distributed.nproc=2", "--set", "rollout.group_size=2"]
 
 
-def test_vpd_train_launches_itself_under_torchrun_and_resumes_on_one_process(tiny_dir, tmp_path):
-    params = write_params(tmp_path, tiny_dir, train={"distributed": {"nproc": 2}})
+def test_vpd_train_launches_itself_under_torchrun_and_resumes_on_one_process(tiny_params, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    vpd = [sys.executable, "-m", "vpd.cli", "train", "--no-prefect", "--params", str(params)]
+    vpd = [sys.executable, "-m", "vpd.cli", "train", "--no-prefect", "--params", str(tiny_params), *TWO_PROCESSES]
     out = subprocess.run(vpd, capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
     rows = read_jsonl(tmp_path / "run" / "metrics.jsonl")
@@ -129,11 +115,10 @@ def test_distributed_params_are_validated():
         parse_params({"rollout": {"problems_per_step": 3}, "train": {"distributed": {"nproc": 2}}})
 
 
-def test_a_launched_child_without_world_size_fails_instead_of_relaunching(tiny_dir, tmp_path):
-    params = write_params(tmp_path, tiny_dir, train={"distributed": {"nproc": 2}})
+def test_a_launched_child_without_world_size_fails_instead_of_relaunching(tiny_params, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "WORLD_SIZE"} | {"VPD_LAUNCHED": "1", "HF_HUB_OFFLINE": "1"}
-    out = subprocess.run([sys.executable, "-m", "vpd.cli", "train", "--no-prefect", "--params", str(params)],
-                         capture_output=True, text=True, timeout=120, env=env, cwd=REPO)
+    out = subprocess.run([sys.executable, "-m", "vpd.cli", "train", "--no-prefect", "--params", str(tiny_params),
+                          *TWO_PROCESSES], capture_output=True, text=True, timeout=120, env=env, cwd=REPO)
     assert out.returncode == 2 and "without WORLD_SIZE" in out.stderr
     assert not (tmp_path / "run").exists()
 

@@ -107,7 +107,6 @@ def main(argv: list[str] | None = None) -> int:
 def train_plain(args, params) -> int:
     """The plain loop; with train.distributed.nproc > 1 it relaunches itself under torchrun."""
     import os
-    import subprocess
 
     from tasks.common import make_grader
     from vpd_core import distributed
@@ -116,10 +115,9 @@ def train_plain(args, params) -> int:
 
     nproc = params.train.distributed.nproc
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
-        if os.environ.get("VPD_LAUNCHED"):
+        if os.environ.get(distributed.LAUNCHED):
             raise VPDError(f"train.distributed.nproc={nproc} but the launcher started this process without WORLD_SIZE")
-        cmd = distributed.train_command(args.params, args.overrides, nproc)
-        return subprocess.call(cmd, env={**os.environ, "VPD_LAUNCHED": "1"})
+        return distributed.launch_training(args.params, args.overrides, nproc).wait()
     dist = distributed.init()
     grader, sandbox = make_grader(params, params.sandbox.train_tests, processes=dist.world)
     try:

@@ -8,40 +8,22 @@ never half of a checkpoint. `latest` is a one-line file replaced atomically.
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import load_file
 
 from .distributed import full_optimizer_state, full_state_dict, load_full_state_dict, load_optimizer_state
 from .fileio import write_text_atomic
+from .rng import rng_state, set_rng_state
 
 STEP_PREFIX = "step-"
 
 
 def checkpoint_name(step: int) -> str:
     return f"{STEP_PREFIX}{step:06d}"
-
-
-def _rng_state() -> dict:
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-    }
-
-
-def _set_rng_state(rng: dict) -> None:
-    torch.set_rng_state(rng["torch"])
-    if rng["cuda"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
-    random.setstate(rng["python"])
-    np.random.set_state(rng["numpy"])
 
 
 def save_checkpoint(trainer, root: str | Path, keep: int | None = None) -> Path:
@@ -54,7 +36,7 @@ def save_checkpoint(trainer, root: str | Path, keep: int | None = None) -> Path:
     optimizer_state = full_optimizer_state(trainer.model, trainer.optimizer)
     ema_state = full_state_dict(trainer.ema) if trainer.ema is not None else None
     # each rank's own replay buffer (its slice of the groups) and RNG streams
-    ranks = dist.objects({"e_buffer": list(trainer.e_buffer), "rng": _rng_state()})
+    ranks = dist.objects({"e_buffer": list(trainer.e_buffer), "rng": rng_state()})
     if dist.is_main:
         root.mkdir(parents=True, exist_ok=True)
         tmp = root / f".tmp-{final.name}-{os.getpid()}"
@@ -142,7 +124,7 @@ def load_checkpoint(trainer, path: str | Path) -> None:
     ranks = state["ranks"]
     if len(ranks) == dist.world:
         trainer.e_buffer.extend(ranks[dist.rank]["e_buffer"])
-        _set_rng_state(ranks[dist.rank]["rng"])
+        set_rng_state(ranks[dist.rank]["rng"])
     else:
         # Resumed on a different number of processes: the per-rank replay buffers and RNG streams
         # do not map onto the new ranks. The next E-step sees only steps taken after the resume.

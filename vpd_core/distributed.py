@@ -13,6 +13,7 @@ Single-process runs use `SINGLE`, whose collectives are identities.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import types
 from dataclasses import dataclass
@@ -133,16 +134,22 @@ def load_optimizer_state(model, optimizer, state: dict) -> None:
     set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
 
 
-def train_command(params_path: str, overrides: list[str], nproc: int) -> list[str]:
-    """torchrun argv for the plain training loop of a params file (+ overrides) on nproc local processes.
+LAUNCHED = "VPD_LAUNCHED"  # marks launched children: one that finds no WORLD_SIZE must fail, not relaunch
 
-    VPD_LAUNCHED marks the children: a child that finds no WORLD_SIZE must fail, not relaunch.
-    """
+
+def train_command(params_path: str, overrides: list[str], nproc: int) -> list[str]:
+    """torchrun argv for the plain training loop of a params file (+ overrides) on nproc local processes."""
     args = ["train", "--no-prefect", "--params", params_path]
     for o in overrides:
         args += ["--set", o]
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
             "-m", "vpd.cli", *args]
+
+
+def launch_training(params_path: str, overrides: list[str], nproc: int, **popen_kwargs) -> subprocess.Popen:
+    """Start `train_command` with the children marked as launched."""
+    env = {**os.environ, LAUNCHED: "1"}
+    return subprocess.Popen(train_command(params_path, overrides, nproc), env=env, **popen_kwargs)
 
 
 def finish(dist: Dist) -> None:

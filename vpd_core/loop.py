@@ -98,7 +98,7 @@ def rollout_step(engine, tok, problems: list[Problem], params: Params, step: int
     r = params.rollout
     batch = select_problems(problems, r.problems_per_step, params.seed, step)
     share = len(batch) // dist.world  # problems_per_step divides evenly (validated); fewer problems: floor
-    batch = batch[dist.rank * share : (dist.rank + 1) * share] if dist.world > 1 else batch
+    batch = batch[dist.rank * share : (dist.rank + 1) * share]
     sampling = SamplingParams(r.temperature, r.top_p, r.max_new_tokens, step_seed(params.seed, step) + 7_777 * dist.rank)
     return batch, generate(engine, tok, batch, r.group_size, sampling, r.max_prompt_tokens)
 

@@ -15,13 +15,9 @@ vLLM is imported lazily: the HF backend and everything else work without it.
 from __future__ import annotations
 
 import os
-import random
-from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
-import torch
-
+from .rng import preserved_rng
 from .rollout import SamplingParams
 from .sequences import Rollout
 
@@ -33,17 +29,6 @@ os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 def request_seed(seed: int, index: int) -> int:
     """Distinct per-request seeds: vLLM draws identical samples for requests that share a seed."""
     return (seed * 1_000_003 + index * 7_919 + 1) % (2**31 - 1)
-
-
-@contextmanager
-def preserved_rng():
-    """Restore the torch (CPU and CUDA), Python and NumPy random states on exit."""
-    py, np_state = random.getstate(), np.random.get_state()
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=devices):
-        yield
-    random.setstate(py)
-    np.random.set_state(np_state)
 
 
 def full_named_tensors(model):
