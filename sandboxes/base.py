@@ -40,9 +40,17 @@ class Sandbox(ABC):
         self.close()
 
 
+# The supervisor's cap on one attempt's start-up (sandboxes/runtime/supervisor.py)
+SUPERVISOR_STARTUP_GRACE_S = 3.0
+
+
 def host_timeout(job: Job) -> float:
-    """How long the host waits for the supervisor before calling it an infrastructure failure."""
-    return len(job.tests) * (job.time_limit_s + 1.0) + 20.0
+    """How long the host waits for the supervisor before calling it an infrastructure failure.
+
+    Derived from the tests: in the worst case every test times out and its attempt is restarted,
+    each costing the per-test limit, a start-up (capped by the supervisor's grace) and the kill.
+    """
+    return len(job.tests) * (job.time_limit_s + SUPERVISOR_STARTUP_GRACE_S + 1.0) + 20.0
 
 
 def parse_result(text: str, backend: str) -> ExecResult:

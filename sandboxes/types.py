@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -67,8 +69,26 @@ class TestResult:
 
     @classmethod
     def from_wire(cls, d: dict) -> TestResult:
+        """From the supervisor's JSON, sanitised at the boundary: whatever a program printed becomes
+        valid text (lone surrogates would crash a tokenizer), times are finite numbers or None."""
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d and d[k] is not None}
+        if known.get("status") not in STATUSES:
+            known["status"] = "runtime_error"
+        for k in ("input", "expected", "output", "message", "exception", "stderr"):
+            known[k] = clean_text(known.get(k, ""))
+        known["traceback"] = [clean_text(t) for t in known.get("traceback", [])] if isinstance(known.get("traceback"), list) else []
+        e = known.get("elapsed")
+        known["elapsed"] = float(e) if isinstance(e, (int, float)) and not isinstance(e, bool) and math.isfinite(e) else None
+        known["size"] = known.get("size") if isinstance(known.get("size"), int) else 0
         return cls(**known)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(value) -> str:
+    """Text that encodes as UTF-8: lone surrogates become U+FFFD; non-text becomes ''."""
+    return _SURROGATE.sub("\ufffd", value) if isinstance(value, str) else ""
 
 
 @dataclass

@@ -9,6 +9,7 @@ import os
 from prefect.context import TaskRunContext
 
 from vpd_core.config import Params, load_params
+from vpd_core.data.schema import CODE_SOURCES
 
 
 def params_from(params_path: str = "params.yaml", overrides: list[str] | None = None) -> Params:
@@ -26,7 +27,7 @@ def make_grader(params: Params, split: str, processes: int = 1):
     `processes`: how many training processes share this machine's cores (one sandbox each)."""
     from vpd_core.loop import text_grader
 
-    if params.data.source != "livecodebench":
+    if params.data.source not in CODE_SOURCES:
         return text_grader, None
     from sandboxes import make_sandbox
     from sandboxes.grading import code_grader

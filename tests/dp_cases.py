@@ -12,6 +12,10 @@ CASES = {
     "grpo": {"algorithm": "grpo", "train": {"micro_batch_size": 3}},
     "hybrid": {"algorithm": "hybrid", "hybrid": {"lam": 0.5}, "train": {"micro_batch_size": 3}},
     "sdpo-ema": {"algorithm": "sdpo", "sdpo": {"teacher": "ema", "ema_rate": 0.5}, "train": {"micro_batch_size": 3}},
+    # PPO mini-batches: one problem (4 sequences) per update, spread over both ranks
+    "grpo-mini-batches": {"algorithm": "grpo", "train": {"micro_batch_size": 3, "mini_batches": 4}},
+    "vpd-mini-batches-recompute": {"algorithm": "vpd", "vpd": {"e_every": 1},
+                                   "train": {"micro_batch_size": 3, "mini_batches": 2, "old_logps": "recompute"}},
     # the GPU-path switches under FSDP: gradient checkpointing is exact; bf16 autocast is compared
     # with the noise bf16 itself makes (tests/test_distributed.py)
     "vpd-checkpointing": {"algorithm": "vpd", "vpd": {"e_every": 1}, "model": {"gradient_checkpointing": True},

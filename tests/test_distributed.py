@@ -54,8 +54,11 @@ def test_two_ranks_take_the_one_process_step(case, two_rank_results, tiny_dir, t
     model, reference = one_process(case, tiny_dir, tok)
     got = two_rank_results[case]
     base = load_model(tiny_dir).state_dict()
+    # Several Adam updates per step turn float rounding in near-zero gradients into ~lr-sized
+    # steps (Adam normalises them); metrics still agree to 1e-4 below.
+    atol = 2e-5 if "mini-batches" in case else 2e-6
     for name, ref in model.state_dict().items():
-        assert torch.allclose(got["state"][name], ref, atol=2e-6, rtol=1e-4), name
+        assert torch.allclose(got["state"][name], ref, atol=atol, rtol=1e-4), name
     assert any(not torch.equal(ref, base[name]) for name, ref in model.state_dict().items())
     for step, (g, r) in enumerate(zip(got["metrics"], reference)):
         for key in COMPARED:

@@ -149,8 +149,8 @@ def test_e_step_runs_every_f_steps_and_keeps_schedule(model, tok):
 
 @pytest.mark.parametrize("algo", ["vpd", "sdpo"])
 def test_checkpoint_round_trip_resumes_exactly(tiny_dir, tok, tmp_path, algo):
-    p = params(algorithm=algo, vpd={"e_every": 2, "e_buffer": "last_F"}, optim={"warmup_steps": 2, "schedule": "cosine"},
-               train={"steps": 4})
+    vpd = {"e_every": 2, "e_buffer": "last_F"} if algo == "vpd" else {}
+    p = params(algorithm=algo, vpd=vpd, optim={"warmup_steps": 2, "schedule": "cosine"}, train={"steps": 4})
 
     def step(tr):
         return tr.train_step(rollout_batch(tr.model, tok, tr.step))

@@ -4,7 +4,7 @@
     vpd params [--params params.yaml] [--set key=value ...]   # print the validated params
     vpd model fetch [--cache-dir models]                      # fetch + convert the embedded default
     vpd sandbox check --problem P.json --code S.py [--backend docker|bwrap] [--stop-at-first-failure]
-    vpd data inspect FILE --source livecodebench|sciknoweval|math500 [--on-error strict|skip]
+    vpd data inspect FILE --source livecodebench|sciknoweval|math500|minicode [--on-error strict|skip]
 
 Exit status 2 on bad input (params, paths), with a message naming what is wrong.
 """
@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_sub = data.add_subparsers(dest="data_command", required=True)
     inspect = data_sub.add_parser("inspect", help="read a benchmark file; print one JSON summary")
     inspect.add_argument("file", help="a JSONL/JSON file (or a directory of LiveCodeBench shards)")
-    inspect.add_argument("--source", required=True, choices=["livecodebench", "sciknoweval", "math500"])
+    inspect.add_argument("--source", required=True, choices=["livecodebench", "sciknoweval", "math500", "minicode"])
     inspect.add_argument("--on-error", choices=["strict", "skip"], default="strict",
                          help="strict: a malformed record is an error (exit 2); skip: count and list it")
     return parser

@@ -37,7 +37,8 @@ class ModelParams(_Section):
 
 class DataParams(_Section):
     # "arithmetic" is the built-in smoke task of `vpd train`; the benchmarks are read by vpd_core.data.
-    source: Literal["arithmetic", "livecodebench", "sciknoweval", "math500"] = "arithmetic"
+    # minicode: generated small Python functions (the CPU-scale demonstration task, code sandbox)
+    source: Literal["arithmetic", "livecodebench", "sciknoweval", "math500", "minicode"] = "arithmetic"
     path: str = "embedded"  # a file or directory of the source's real files, or the shipped embedded set
     on_error: Literal["strict", "skip"] = "strict"  # malformed records: fail naming FILE:LINE, or count and list
     split_seed: int = 0  # LiveCodeBench: which 50% of each problem's tests training sees
@@ -80,6 +81,9 @@ class PromptTemplates(_Section):
     # SciKnowEval: the record's own system prompt; the options are rendered into the user turn
     mcq_user: str = "{question}\n\n{options}"
     mcq_option: str = "{label}. {text}"
+    # minicode (vpd_core/data/minicode.py): short, so that a step fits a laptop's CPU
+    minicode_system: str = "You are a Python programmer. Answer with code only."
+    minicode_user: str = "{question}\n\n```python\n{starter}\n```\nWrite the complete function in a ```python code block."
     math_system: str = "Please reason step by step, and put your final answer within \\boxed{}."
     math_user: str = "{problem}"
 
@@ -108,7 +112,10 @@ class RolloutParams(_Section):
     backend: Literal["hf", "vllm"] = "hf"
     problems_per_step: int = Field(2, ge=1)
     group_size: int = Field(4, ge=1, description="G: rollouts per problem")
-    # Training samples at T=1, top-p=1 so that sampler and trainer log-probs agree (method.md §1).
+    # Training samples at T=1, top-p=1 (method.md §1). At T != 1 the trainer computes every
+    # log-prob (importance weights, PPO ratios, distillation, E-step) at the sampling temperature,
+    # as SDPO (verl) and TRL do; top-p < 1 truncates the sampler's distribution, which the
+    # trainer cannot see, so it is only allowed together with train.old_logps: recompute.
     temperature: float = Field(1.0, gt=0)
     top_p: float = Field(1.0, gt=0, le=1)
     max_new_tokens: int = Field(128, ge=1)
@@ -129,8 +136,12 @@ class TrainParams(_Section):
     logit_chunk: int = Field(256, ge=1, description="response positions per lm-head chunk")
     # bf16: autocast the decoder's matmuls (GPU path); the lm head, losses and weights stay fp32
     mixed_precision: Literal["fp32", "bf16"] = "fp32"
-    # Which policy counts as pi_old for importance weights and PPO ratios.
+    # Which policy counts as pi_old for importance weights and PPO ratios: the sampler's log-probs,
+    # or the trainer's own, computed before the step's first update.
     old_logps: Literal["sampler", "recompute"] = "sampler"
+    # PPO mini-batches: optimizer updates per rollout batch, each on an equal share of the step's
+    # problems (whole groups). SDPO's LiveCodeBench script uses one problem per update (32 per step).
+    mini_batches: int = Field(1, ge=1, description="optimizer updates per rollout batch")
     checkpoint_every: int = Field(1, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
     distributed: DistributedParams = DistributedParams()
@@ -151,7 +162,11 @@ class DistillParams(_Section):
     alpha: float = Field(1.0, ge=0, le=1, description="1 reverse KL, 0 forward KL, else generalized JSD")
     add_tail: bool = True
     is_clip: float | None = Field(2.0, gt=0, description="cap on the token importance weight; null disables")
-    loss_agg: Literal["token-mean", "seq-mean-token-mean"] = "token-mean"
+    # token-mean: exact mean over the (mini-)batch's distilled tokens (method.md);
+    # seq-mean-token-mean: mean over distilled sequences of their token means;
+    # trl: TRL's SDPO, per-sequence token means averaged over *all* sequences, masked ones included;
+    # verl: verl/SDPO, token mean within each micro-batch, averaged over micro-batches (and ranks).
+    loss_agg: Literal["token-mean", "seq-mean-token-mean", "trl", "verl"] = "token-mean"
 
 
 class TeacherParams(_Section):
@@ -184,10 +199,36 @@ class TeacherParams(_Section):
         return self
 
 
+class CritiqueParams(_Section):
+    """Self-critique feedback (feedback.sources: [critique]): after grading, a model writes a critique
+    of every failed attempt given the problem, the attempt and the verifier's feedback."""
+
+    # null: the policy being trained writes its own critiques; or a local HF model directory (a judge)
+    model_path: str | None = None
+    system: str = "You are a meticulous reviewer of solutions. You explain mistakes precisely and briefly."
+    template: str = (
+        "Problem:\n{problem}\n\nAttempted solution:\n{attempt}\n\nVerifier's verdict:\n{feedback}\n\n"
+        "Explain briefly what is wrong with the attempted solution and how to fix it. "
+        "Do not write the full corrected solution."
+    )
+    max_new_tokens: int = Field(128, ge=1)
+    temperature: float = Field(0.7, ge=0, description="0 = greedy")
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_prompt_tokens: int = Field(2048, ge=32, description="the attempt, then the verdict, are cut to fit")
+
+    @model_validator(mode="after")
+    def _placeholders(self) -> CritiqueParams:
+        for hole in ("{problem}", "{attempt}", "{feedback}"):
+            if hole not in self.template:
+                raise ValueError(f"feedback.critique.template must contain {hole}")
+        return self
+
+
 class FeedbackParams(_Section):
     sources: list[Literal["env", "sibling", "critique"]] = ["env", "sibling"]
     # SDPO's rule: a sample with a sibling solution does not also get env feedback.
     env_only_without_sibling: bool = True
+    critique: CritiqueParams = CritiqueParams()
 
     @field_validator("sources")
     @classmethod
@@ -216,6 +257,8 @@ class VPDParams(_Section):
 class GRPOParams(_Section):
     eps_low: float = Field(0.2, ge=0, lt=1)
     eps_high: float = Field(0.28, ge=0)
+    # verl's dual-clip PPO: for negative advantages the loss is capped at -c * A (verl: c = 3)
+    dual_clip: float | None = Field(None, gt=1, description="c of dual-clip PPO; null disables")
 
 
 class HybridParams(_Section):
@@ -251,10 +294,36 @@ class Params(_Section):
 
     @model_validator(mode="after")
     def _distributed(self) -> Params:
-        n = self.train.distributed.nproc
+        n, m = self.train.distributed.nproc, self.train.mini_batches
         if n > 1 and self.rollout.problems_per_step % n:
             raise ValueError(f"rollout.problems_per_step={self.rollout.problems_per_step} must be a multiple of "
                              f"train.distributed.nproc={n} (each process takes whole problem groups)")
+        if self.rollout.problems_per_step % m:
+            raise ValueError(f"train.mini_batches={m} must divide rollout.problems_per_step="
+                             f"{self.rollout.problems_per_step}: every update takes whole problem groups")
+        if m > 1 and (self.rollout.problems_per_step // m * self.rollout.group_size) % n:
+            raise ValueError(f"each update's {self.rollout.problems_per_step // m} problems x "
+                             f"{self.rollout.group_size} rollouts must split evenly over train.distributed.nproc={n}")
+        return self
+
+    @model_validator(mode="after")
+    def _applies_to_algorithm(self) -> Params:
+        """Options set for an algorithm that ignores them are errors, not silent no-ops."""
+        algo = self.algorithm
+        uses_context = algo in ("vpd", "sdpo", "hybrid")
+        if self.grpo.dual_clip is not None and algo not in ("grpo", "hybrid"):
+            raise ValueError(f"grpo.dual_clip applies to the PPO surrogate of grpo and hybrid, not to algorithm={algo}")
+        if self.vpd.e_buffer != "current" and algo != "vpd":
+            raise ValueError(f"vpd.e_buffer={self.vpd.e_buffer} applies to the VPD E-step only, not to algorithm={algo}")
+        if "critique" in self.feedback.sources and not uses_context:
+            raise ValueError(f"feedback.sources: 'critique' feeds a teacher context; algorithm={algo} has none "
+                             "(use vpd, sdpo or hybrid)")
+        if self.feedback.critique.model_path is not None and "critique" not in self.feedback.sources:
+            raise ValueError("feedback.critique.model_path is set but feedback.sources does not include 'critique'")
+        if self.rollout.top_p < 1 and self.train.old_logps == "sampler":
+            raise ValueError(
+                f"rollout.top_p={self.rollout.top_p} truncates the sampling distribution, so the sampler's "
+                "log-probs are not the policy's: set train.old_logps: recompute (or rollout.top_p: 1)")
         return self
 
 

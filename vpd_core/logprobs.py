@@ -35,15 +35,18 @@ def lm_head(model) -> torch.nn.Module:
     return model.get_output_embeddings()
 
 
-def head_logits(head: torch.nn.Module, h: torch.Tensor) -> torch.Tensor:
-    """float32 logits. [..., H] -> [..., V]
+def head_logits(head: torch.nn.Module, h: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """float32 logits, divided by the sampling temperature. [..., H] -> [..., V]
 
     The head runs outside bf16 autocast (in the weights' own precision): bf16 logits
     would be off by a few hundredths of a nat at typical magnitudes, which the
-    importance weights and PPO ratios would read as policy change.
+    importance weights and PPO ratios would read as policy change. Dividing by the
+    temperature the rollouts were sampled at makes the trainer's log-probs those of the
+    distribution sampled from (as verl and TRL do).
     """
     with torch.autocast(h.device.type, enabled=False):
-        return head(h.to(head.weight.dtype)).float()
+        logits = head(h.to(head.weight.dtype)).float()
+    return logits if temperature == 1.0 else logits / temperature
 
 
 def map_chunks(fn: Callable[..., tuple[torch.Tensor, ...]], *seq_tensors: torch.Tensor, chunk: int):
@@ -75,13 +78,13 @@ def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
     return (logz.squeeze(-1) - (p * logits).sum(-1))
 
 
-def token_logprobs(model, packed: Packed, chunk: int = 256) -> torch.Tensor:
-    """log pi(y_t | prefix) for every response token. -> [B, T] (0 where masked out)"""
+def token_logprobs(model, packed: Packed, chunk: int = 256, temperature: float = 1.0) -> torch.Tensor:
+    """log pi(y_t | prefix) (at the sampling temperature) for every response token. -> [B, T] (0 where masked out)"""
     head = lm_head(model)
     h = response_hidden(model, packed)
 
     def fn(h_c, y_c):
-        return (gather_logps(head_logits(head, h_c), y_c),)
+        return (gather_logps(head_logits(head, h_c, temperature), y_c),)
 
     (logps,) = map_chunks(fn, h, packed.response_ids, chunk=chunk)
     return logps * packed.response_mask

@@ -22,6 +22,7 @@ import torch
 from . import arithmetic
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import Params
+from .critique import write_critiques
 from .data.graders import grade_text
 from .data.readers import embedded_path, read_source
 from .data.schema import DataError, Problem
@@ -59,6 +60,10 @@ def load_problems(params: Params, split: str) -> list[Problem]:
         return problems[:cut] if split == "train" else problems[cut:]
     embedded = d.path == "embedded"
     path = embedded_path(d.source, split) if embedded else Path(d.path)
+    if d.source == "math500" and path.is_dir():  # e.g. MATH's train problems beside MATH-500 as test
+        path = path / f"{split}.jsonl"
+        if not path.is_file():
+            raise DataError(f"{d.path}: a math500 data directory needs train.jsonl and test.jsonl (no {split}.jsonl)")
     kwargs = {}
     if d.source == "livecodebench":  # train and test are the same problems: 50% of the tests vs all of them
         kwargs = {"split_seed": d.split_seed, "release": d.release, "start": d.start_date, "end": d.end_date}
@@ -103,10 +108,11 @@ def rollout_step(engine, tok, problems: list[Problem], params: Params, step: int
     return batch, generate(engine, tok, batch, r.group_size, sampling, r.max_prompt_tokens)
 
 
-def make_samples(batch: list[Problem], rollouts: list[Rollout], graded: list[tuple[float, str]], group_size: int) -> list[Sample]:
+def make_samples(batch: list[Problem], rollouts: list[Rollout], graded: list[tuple[float, str]], group_size: int,
+                 step: int) -> list[Sample]:
     return [
         Sample(messages=batch[i // group_size].messages, rollout=ro, group=i // group_size, reward=reward,
-               feedback=feedback, problem_id=batch[i // group_size].id)
+               feedback=feedback, problem_id=batch[i // group_size].id, step=step)
         for i, (ro, (reward, feedback)) in enumerate(zip(rollouts, graded))
     ]
 
@@ -153,11 +159,30 @@ class Run:
         self.engine = make_engine(params, self.model, self.tok, path, dist)
         if latest is not None:
             self.engine.sync_weights(self.model)  # the engine loaded the base weights from `path`
+        self.critic, self.critic_tok = self._critic(params, dist)
+
+    def _critic(self, params: Params, dist: Dist):
+        """Who writes critiques (feedback.sources: [critique]): the policy's own engine, or a judge model."""
+        c = params.feedback.critique
+        if "critique" not in params.feedback.sources:
+            return None, None
+        if c.model_path is None:
+            return self.engine, self.tok
+        path = resolve_model_path(c.model_path, params.model.cache_dir)
+        tok = load_tokenizer(path, params.model.chat_template_kwargs)
+        judge = load_model(path, params.model.dtype, dist.device if dist.world > 1 else params.model.device).eval()
+        judge.requires_grad_(False)
+        return make_engine(params, judge, tok, path, dist), tok
 
     def update(self, samples: list[Sample]) -> dict[str, float]:
-        """One trainer step; the rollout engine sleeps through it and samples from the new weights after."""
+        """Critiques (when configured), then one trainer step; the rollout engine sleeps through the
+        step and samples from the new weights after."""
+        metrics = {}
+        if self.critic is not None:
+            seed = step_seed(self.params.seed, samples[0].step) + 3_333 + 7_777 * self.dist.rank
+            metrics = write_critiques(self.critic, self.critic_tok, samples, self.params.feedback.critique, seed)
         self.engine.sleep()
-        metrics = self.trainer.train_step(samples)
+        metrics |= self.trainer.train_step(samples)
         self.engine.sync_weights(self.model)
         return metrics
 
@@ -195,7 +220,7 @@ def run_training(params: Params, grade: Grader = text_grader, log: Callable[[str
         t1 = time.perf_counter()
         graded = grade(expand(batch, rollouts, params.rollout.group_size))
         t2 = time.perf_counter()
-        metrics = run.update(make_samples(batch, rollouts, graded, params.rollout.group_size))
+        metrics = run.update(make_samples(batch, rollouts, graded, params.rollout.group_size, run.trainer.step))
         metrics |= {"time/rollout": t1 - t0, "time/execution": t2 - t1, "time/step": time.perf_counter() - t0}
         run.record(metrics)
         log(format_metrics(metrics))

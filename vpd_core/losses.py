@@ -18,14 +18,22 @@ _TAIL_CLAMP = -1e-7  # keeps log(1 - mass) finite when the top-K holds ~all the 
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor, agg: str = "token-mean") -> torch.Tensor:
-    """Mean of x [B, T] over mask [B, T]: over all tokens, or per sequence then over sequences."""
+    """Mean of x [B, T] over mask [B, T], by one of the aggregation conventions:
+
+    token-mean           sum over masked-in tokens / their number (also verl's, within one micro-batch)
+    seq-mean-token-mean  per-sequence token means, averaged over sequences that have tokens
+    trl                  per-sequence token means, averaged over all B sequences (TRL's SDPO: a fully
+                         masked sequence counts as a zero in the average)
+    """
     mask = mask.to(x.dtype)
-    if agg == "token-mean":
+    if agg in ("token-mean", "verl"):
         return (x * mask).sum() / mask.sum().clamp(min=1.0)
+    per_seq = (x * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)  # [B]
     if agg == "seq-mean-token-mean":
-        per_seq = (x * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)  # [B]
         has_tokens = (mask.sum(-1) > 0).to(x.dtype)
         return (per_seq * has_tokens).sum() / has_tokens.sum().clamp(min=1.0)
+    if agg == "trl":
+        return per_seq.sum() / max(x.shape[0], 1)
     raise ValueError(f"unknown loss aggregation '{agg}'")
 
 
@@ -202,6 +210,33 @@ def grpo_advantages(rewards: torch.Tensor, groups: torch.Tensor) -> torch.Tensor
     return rewards - (sums / counts)[inverse]
 
 
+def ppo_per_token(
+    logps: torch.Tensor,
+    old_logps: torch.Tensor,
+    advantages: torch.Tensor,
+    *,
+    eps_low: float,
+    eps_high: float,
+    dual_clip: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """PPO clipped surrogate per token (verl's vanilla policy loss). -> loss, ratio, clipped [B, T]
+
+    logps, old_logps [B, T]; advantages [B] or [B, T]. The log-ratio is clamped to [-20, 20]
+    before exp, as verl does. dual_clip c: for A < 0 the loss is capped at -c * A.
+    """
+    adv = advantages.unsqueeze(-1) if advantages.dim() == 1 else advantages  # [B, 1] | [B, T]
+    ratio = torch.exp(torch.clamp(logps - old_logps.detach(), -20.0, 20.0))
+    unclipped = -adv * ratio
+    clipped = -adv * ratio.clamp(1 - eps_low, 1 + eps_high)
+    loss = torch.maximum(unclipped, clipped)
+    was_clipped = (clipped > unclipped).float()
+    if dual_clip is not None:
+        lower = torch.minimum(-adv * dual_clip, loss)
+        was_clipped = torch.where((adv < 0) & (lower < loss), torch.ones_like(was_clipped), was_clipped)
+        loss = torch.where(adv < 0, lower, loss)
+    return loss, ratio, was_clipped.expand_as(loss)
+
+
 def grpo_loss(
     logps: torch.Tensor,
     old_logps: torch.Tensor,
@@ -210,21 +245,22 @@ def grpo_loss(
     *,
     eps_low: float,
     eps_high: float,
+    dual_clip: float | None = None,
     loss_agg: str = "token-mean",
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """PPO clipped surrogate. logps, old_logps, mask [B, T]; advantages [B] (or per-token [B, T])."""
-    adv = advantages.unsqueeze(-1) if advantages.dim() == 1 else advantages  # [B, 1] | [B, T]
-    ratio = torch.exp(logps - old_logps.detach())
-    unclipped = ratio * adv
-    clipped = ratio.clamp(1 - eps_low, 1 + eps_high) * adv
-    per_token = -torch.min(unclipped, clipped)
+    per_token, ratio, was_clipped = ppo_per_token(logps, old_logps, advantages, eps_low=eps_low,
+                                                  eps_high=eps_high, dual_clip=dual_clip)
     loss = masked_mean(per_token, mask, loss_agg)
+    return loss, ppo_metrics(loss, ratio, was_clipped, advantages, mask)
+
+
+def ppo_metrics(loss, ratio, was_clipped, advantages, mask) -> dict[str, float]:
+    adv = advantages.unsqueeze(-1) if advantages.dim() == 1 else advantages
     with torch.no_grad():
-        was_clipped = (clipped < unclipped).float()
-        metrics = {
-            "grpo/loss": loss.item(),
+        return {
+            "grpo/loss": float(loss),
             "grpo/clip_frac": masked_mean(was_clipped, mask).item(),
             "grpo/ratio_mean": masked_mean(ratio, mask).item(),
-            "grpo/advantage_abs_mean": masked_mean(adv.abs().expand_as(per_token), mask).item(),
+            "grpo/advantage_abs_mean": masked_mean(adv.abs().expand_as(ratio), mask).item(),
         }
-    return loss, metrics

@@ -34,7 +34,8 @@ class Rollout:
 class Sample:
     """A rollout after verification: what the trainer consumes.
 
-    Samples of one problem share `group` and are contiguous in a batch.
+    Samples of one problem share `group` and are contiguous in a batch; group numbers
+    restart every step, so (step, group, problem_id) identifies a problem's samples.
     """
 
     messages: list[Message]  # the student prompt (system + user)
@@ -44,6 +45,7 @@ class Sample:
     feedback: str = ""  # environment feedback text ('' on success)
     critique: str = ""  # self-critique text, when that feedback source is used
     problem_id: str = ""
+    step: int = 0  # the training step that sampled it (siblings never cross steps)
     meta: dict = field(default_factory=dict)
 
 

@@ -15,7 +15,7 @@ from .errors import VPDError
 from .sequences import Message, Sample, chat_prompt_ids
 
 _THINK = re.compile(r"<think>.*?</think>", flags=re.DOTALL)
-_HOLE = re.compile(r"\{(prompt|solution|feedback|attempt)\}")
+_HOLE = re.compile(r"\{(\w+)\}")
 
 
 class ContextError(VPDError):
@@ -33,7 +33,8 @@ class TeacherContext:
 
 
 def fill(template: str, **values: str) -> str:
-    """Substitute {name} placeholders literally in one pass (problem text may contain braces)."""
+    """Substitute {name} placeholders literally in one pass (problem text may contain braces);
+    holes not named in `values` stay as they are."""
     return _HOLE.sub(lambda m: values.get(m.group(1), m.group(0)), template)
 
 
@@ -45,13 +46,37 @@ def is_success(sample: Sample) -> bool:
     return sample.reward >= 0.5
 
 
+def sibling_key(sample: Sample) -> tuple:
+    """Samples are siblings when they answer the same problem in the same step: group numbers
+    restart every step, so a buffer of several steps (vpd.e_buffer: last_F) repeats them."""
+    return sample.step, sample.group, sample.problem_id
+
+
 def select_siblings(samples: list[Sample]) -> list[int | None]:
-    """For each sample, the first *other* successful sample of its group (SDPO's rule), or None."""
+    """For each sample, the first *other* successful sample of its problem and step (SDPO's rule), or None."""
+    first_success: dict[tuple, list[int]] = {}
+    for j, o in enumerate(samples):
+        if is_success(o):
+            first_success.setdefault(sibling_key(o), []).append(j)
     out: list[int | None] = []
     for i, s in enumerate(samples):
-        sib = next((j for j, o in enumerate(samples) if j != i and o.group == s.group and is_success(o)), None)
-        out.append(sib)
+        out.append(next((j for j in first_success.get(sibling_key(s), []) if j != i), None))
     return out
+
+
+def check_contexts(samples: list[Sample], contexts: list[TeacherContext], feedback: FeedbackParams) -> None:
+    """Fail loudly when the configured feedback sources were never produced, instead of masking
+    every sample and training on nothing."""
+    if "critique" not in feedback.sources:
+        return
+    missing = [s for s in samples if not is_success(s) and not s.meta.get("critiqued")]
+    if missing:
+        s = missing[0]
+        raise ContextError(
+            f"feedback.sources includes 'critique' but {len(missing)} failed sample(s) were never critiqued "
+            f"(first: problem {s.problem_id or '?'}, group {s.group}); without critiques "
+            f"{sum(not c.active for c in contexts)} of {len(contexts)} samples have no teacher context. "
+            "Critiques are written after grading by vpd_core.critique.write_critiques (loop.Run.update does it)")
 
 
 def context_blocks(

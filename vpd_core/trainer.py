@@ -9,6 +9,7 @@ of metrics for the orchestration layer to log.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 import warnings
@@ -25,13 +26,15 @@ from .losses import (
     distillation_loss_from_per_token,
     distillation_per_token,
     grpo_advantages,
-    grpo_loss,
     importance_weights,
+    masked_mean,
+    ppo_metrics,
+    ppo_per_token,
     sequence_logprob,
     update_delta,
 )
 from .sequences import Packed, Sample, pack, pad_right
-from .teacher import TeacherContext, build_teacher_contexts
+from .teacher import TeacherContext, build_teacher_contexts, check_contexts
 
 
 def lr_lambda(schedule: str, warmup: int, total: int):
@@ -58,6 +61,7 @@ class Trainer:
         self.p = params
         self.dist = dist
         self.pad_id = tokenizer.pad_token_id
+        self.temperature = params.rollout.temperature  # every training log-prob is taken at it
         self.device = next(model.parameters()).device
         # Extra weights only where the method needs them: one copy of the model each.
         needs_initial = (params.algorithm == "vpd" and params.vpd.prior == "initial") or (
@@ -96,25 +100,49 @@ class Trainer:
     # ------------------------------------------------------------------ public step API
 
     def train_step(self, samples: list[Sample]) -> dict[str, float]:
-        """One training step of the configured algorithm on a batch of verified samples."""
+        """One training step of the configured algorithm on a batch of verified samples:
+        `train.mini_batches` optimizer updates (whole problem groups each), then an E-step
+        every F steps (VPD).
+
+        With several ranks and several updates, an update's groups may be spread over ranks:
+        the step's samples are gathered, contexts and advantages computed on whole groups, and
+        every rank trains on an equal share of each mini-batch's sequences (as verl does).
+        """
         _check_groups(samples)
         metrics = batch_metrics(samples, self.dist)
         algo = self.p.algorithm
+        if self.dist.world > 1 and self.p.train.mini_batches > 1:
+            work = global_batch(samples, self.dist)
+            parts = [rank_share(idx, self.dist) for idx in self._mini_batches(work)]
+        else:
+            work, parts = samples, self._mini_batches(samples)
+        contexts = None
+        advantages = grpo_advantages(torch.tensor([s.reward for s in work], dtype=torch.float32),
+                                     torch.tensor([s.group for s in work]))  # [N], over whole groups
+        updates = []
         with self._autocast():
-            if algo in ("vpd", "sdpo"):
-                contexts = build_teacher_contexts(samples, self.tokenizer, self.p.teacher, self.p.feedback)
-                metrics |= context_metrics(contexts, self.dist)
-                metrics |= self.m_step(samples, contexts)
-            elif algo == "grpo":
-                metrics |= self.grpo_step(samples)
-            elif algo == "hybrid":
-                contexts = build_teacher_contexts(samples, self.tokenizer, self.p.teacher, self.p.feedback)
-                metrics |= context_metrics(contexts, self.dist)
-                metrics |= self.grpo_step(samples, contexts=contexts)
+            if algo != "grpo":
+                contexts = build_teacher_contexts(work, self.tokenizer, self.p.teacher, self.p.feedback)
+                check_contexts(work, contexts, self.p.feedback)
+                metrics |= context_metrics(contexts if work is samples else [contexts[i] for p in parts for i in p],
+                                           self.dist)
+            old = self._recomputed_old_logps(work, parts)
+            for idx in parts:
+                sub = [work[i] for i in idx]
+                sub_ctx = None if contexts is None else [contexts[i] for i in idx]
+                sub_old = None if old is None else [old[i] for i in idx]
+                if algo in ("vpd", "sdpo"):
+                    updates.append(self.m_step(sub, sub_ctx, sub_old))
+                else:  # grpo, or hybrid with the teacher's per-token advantage
+                    updates.append(self.grpo_step(sub, sub_ctx, sub_old, advantages[idx]))
+        metrics |= merge_update_metrics(updates)
+        with warnings.catch_warnings():  # the schedule also advances when every update was skipped
+            warnings.simplefilter("ignore", UserWarning)
+            self.scheduler.step()
         reshard(self.model, self.ema, self.initial)  # plain (unsharded) root tensors must not outlive the step
         self.step += 1
         if algo == "sdpo" and self.ema is not None:
-            self._update_ema()
+            self._update_ema()  # once per rollout batch, after all its updates (as SDPO)
         if algo == "vpd":
             self.e_buffer.append(samples)
             if self.step % self.p.vpd.e_every == 0:
@@ -126,24 +154,28 @@ class Trainer:
         metrics["train/lr"] = self.scheduler.get_last_lr()[0]
         return metrics
 
-    def m_step(self, samples: list[Sample], contexts: list[TeacherContext]) -> dict[str, float]:
-        """Distil sg(teacher | context) into the student on the student's own rollouts.
+    def m_step(self, samples: list[Sample], contexts: list[TeacherContext],
+               old_logps: list[list[float]] | None = None) -> dict[str, float]:
+        """One update: distil sg(teacher | context) into the student on the student's own rollouts.
+
+        old_logps: pi_old per sample when it is neither the sampler's nor the current policy
+        (a later mini-batch with train.old_logps: recompute).
 
         The lm head runs chunk by chunk over response positions and each chunk's
         loss is back-propagated to the final hidden states at once, so [b, chunk, V]
         logits never outlive their chunk and nothing is recomputed; the decoder then
         gets one backward pass per micro-batch.
         """
-        d, chunk = self.p.distill, self.p.train.logit_chunk
+        d, chunk, temp = self.p.distill, self.p.train.logit_chunk, self.temperature
         active = [c.active for c in contexts]
-        weights = [_agg_weight(len(s.rollout.response_ids), a, d.loss_agg) for s, a in zip(samples, active)]
-        total = self.dist.sum([sum(weights)])[0]  # the loss aggregates over the global batch
+        mbs = list(self._micro_batches(len(samples)))
+        weights, total = self._loss_weights(samples, active, mbs)
         norm = max(total, 1e-12) / self.dist.world  # FSDP averages gradients over ranks: undo it
         sums = _Sums()
         t_teacher = t_update = 0.0
         head = lm_head(self.model)
         self.optimizer.zero_grad(set_to_none=True)
-        for idx in self._micro_batches(len(samples)):
+        for idx in mbs:
             student = self._pack([samples[i].rollout.prompt_ids for i in idx], [samples[i] for i in idx])
             teacher = self._pack([contexts[i].prompt_ids for i in idx], [samples[i] for i in idx])
             t0 = time.perf_counter()
@@ -156,16 +188,16 @@ class Trainer:
             # d(loss)/d(weighted divergence of token t): the loss aggregation over the whole batch
             n_tokens = student.response_mask.sum(-1).clamp(min=1.0)  # [b]
             coef = mask * (torch.tensor([weights[i] for i in idx], device=self.device) / norm / n_tokens)[:, None]
-            old = None if self.p.train.old_logps == "recompute" else self._old_logps(None, [samples[i] for i in idx], student)
+            old = self._old_logps(None, [samples[i] for i in idx], student, old_logps, idx)  # None: pi_old = pi
             divs, ents, ws = [], [], []
             t_head = 0.0  # teacher lm-head time inside the chunk loop
             for a in range(0, student.response_len, chunk):
                 sl = slice(a, a + chunk)
                 t1 = time.perf_counter()
                 with torch.no_grad():
-                    t_logits = sum(w * head_logits(hd, th[:, sl]) for th, hd, w in teacher_parts)  # [b, c, V]
+                    t_logits = sum(w * head_logits(hd, th[:, sl], temp) for th, hd, w in teacher_parts)  # [b, c, V]
                 t_head += time.perf_counter() - t1
-                s_logits = head_logits(head, h_leaf[:, sl])  # [b, c, V]
+                s_logits = head_logits(head, h_leaf[:, sl], temp)  # [b, c, V]
                 div = distillation_per_token(s_logits, t_logits, topk=d.topk, alpha=d.alpha, add_tail=d.add_tail)
                 logp = gather_logps(s_logits, student.response_ids[:, sl])
                 w = torch.ones_like(logp) if d.is_clip is None or old is None else importance_weights(logp, old[:, sl], d.is_clip)
@@ -212,7 +244,8 @@ class Trainer:
         def seq_logps(model, idx, use_context: bool) -> torch.Tensor:  # [b]
             prompts = [(contexts[i].prompt_ids if use_context else samples[i].rollout.prompt_ids) for i in idx]
             packed = self._pack(prompts, [samples[i] for i in idx])
-            return sequence_logprob(token_logprobs(model, packed, self.p.train.logit_chunk), packed.response_mask, v.reward_agg)
+            lp = token_logprobs(model, packed, self.p.train.logit_chunk, self.temperature)
+            return sequence_logprob(lp, packed.response_mask, v.reward_agg)
 
         with torch.no_grad():
             student_lp = torch.cat([seq_logps(prior, idx, False) for idx in mbs])
@@ -239,49 +272,54 @@ class Trainer:
             for idx in mbs:
                 lp = seq_logps(self.model, idx, True)
                 (grad[idx[0] : idx[-1] + 1] * lp).sum().backward()
-        metrics |= {f"estep/{k.split('/', 1)[1]}": val for k, val in self._optimizer_step(True, lr_scale=v.e_lr_scale, advance_schedule=False).items()}
+        metrics |= {f"estep/{k.split('/', 1)[1]}": val for k, val in self._optimizer_step(True, lr_scale=v.e_lr_scale).items()}
         self.e_steps += 1
         metrics["estep/samples"] = float(n_active)
         metrics["estep/count"] = float(self.e_steps)
         metrics["time/estep"] = time.perf_counter() - t_start
         return metrics
 
-    def grpo_step(self, samples: list[Sample], contexts: list[TeacherContext] | None = None) -> dict[str, float]:
-        """PPO-clipped policy gradient; with contexts, the hybrid advantage
-        lam * A_GRPO + (1 - lam) * sg(log q(y_t | c) - log pi(y_t | s)) per token."""
-        g, chunk = self.p.grpo, self.p.train.logit_chunk
+    def grpo_step(self, samples: list[Sample], contexts: list[TeacherContext] | None = None,
+                  old_logps: list[list[float]] | None = None, advantages: torch.Tensor | None = None
+                  ) -> dict[str, float]:
+        """One PPO-clipped policy-gradient update; with contexts, the hybrid advantage
+        lam * A_GRPO + (1 - lam) * sg(log q(y_t | c) - log pi(y_t | s)) per token.
+        advantages [b]: A_GRPO when the samples are not whole groups (default: from their groups)."""
+        g, chunk, temp = self.p.grpo, self.p.train.logit_chunk, self.temperature
         rewards = torch.tensor([s.reward for s in samples], dtype=torch.float32)
-        adv_seq = grpo_advantages(rewards, torch.tensor([s.group for s in samples]))
-        weights = [_agg_weight(len(s.rollout.response_ids), True, self.p.distill.loss_agg) for s in samples]
-        total = self.dist.sum([sum(weights)])[0]
+        adv_seq = grpo_advantages(rewards, torch.tensor([s.group for s in samples])) if advantages is None else advantages
+        mbs = list(self._micro_batches(len(samples)))
+        weights, total = self._loss_weights(samples, [True] * len(samples), mbs)
         norm = max(total, 1e-12) / self.dist.world  # as in the M-step
         sums = _Sums()
         t_teacher = t_update = 0.0
         self.optimizer.zero_grad(set_to_none=True)
-        for idx in self._micro_batches(len(samples)):
+        for idx in mbs:
             student = self._pack([samples[i].rollout.prompt_ids for i in idx], [samples[i] for i in idx])
             t0 = time.perf_counter()
-            logps = token_logprobs(self.model, student, chunk)
-            old = self._old_logps(logps, [samples[i] for i in idx], student)
+            logps = token_logprobs(self.model, student, chunk, temp)
+            old = self._old_logps(logps, [samples[i] for i in idx], student, old_logps, idx)
             adv = adv_seq[idx].to(self.device)
             mask = student.response_mask
             if contexts is not None:
                 t1 = time.perf_counter()
                 teacher = self._pack([contexts[i].prompt_ids for i in idx], [samples[i] for i in idx])
                 with torch.no_grad():
-                    teacher_lp = token_logprobs(self.model, teacher, chunk)
+                    teacher_lp = token_logprobs(self.model, teacher, chunk, temp)
                 t_teacher += time.perf_counter() - t1
                 active = torch.tensor([float(contexts[i].active) for i in idx], device=self.device)[:, None]
                 lam = self.p.hybrid.lam
                 adv = lam * adv[:, None] + (1 - lam) * (teacher_lp - logps.detach()) * active  # [b, T]
-            loss, m = grpo_loss(
-                logps, old, adv, mask, eps_low=g.eps_low, eps_high=g.eps_high, loss_agg=self.p.distill.loss_agg
-            )
-            (loss * (sum(weights[i] for i in idx) / norm)).backward()
-            sums.add(m, mask)
+            per_token, ratio, clipped = ppo_per_token(logps, old, adv, eps_low=g.eps_low, eps_high=g.eps_high,
+                                                      dual_clip=g.dual_clip)
+            n_tokens = mask.sum(-1).clamp(min=1.0)  # [b]
+            coef = mask * (torch.tensor([weights[i] for i in idx], device=self.device) / norm / n_tokens)[:, None]
+            (per_token * coef).sum().backward()
+            loss = masked_mean(per_token.detach(), mask, self.p.distill.loss_agg)
+            sums.add(ppo_metrics(loss, ratio.detach(), clipped, adv.detach(), mask), mask)
             t_update += time.perf_counter() - t0
         t0 = time.perf_counter()
-        metrics = self._optimizer_step(update=True)
+        metrics = self._optimizer_step(update=total > 0)
         metrics |= sums.result("grpo", self.dist)
         metrics["time/teacher_scoring"] = t_teacher
         metrics["time/update"] = t_update + time.perf_counter() - t0
@@ -304,14 +342,67 @@ class Trainer:
         for start in range(0, n, mb):
             yield list(range(start, min(n, start + mb)))
 
+    def _mini_batches(self, samples: list[Sample]) -> list[list[int]]:
+        """Indices of each update's samples: train.mini_batches equal shares of whole groups, in order."""
+        m = self.p.train.mini_batches
+        bounds = [i for i in range(len(samples)) if i == 0 or samples[i].group != samples[i - 1].group]
+        if len(bounds) % m:
+            raise ValueError(f"a batch of {len(bounds)} problem groups cannot be split into "
+                             f"train.mini_batches={m} updates of whole groups")
+        per = len(bounds) // m
+        ends = [*bounds[per::per], len(samples)]
+        return [list(range(a, b)) for a, b in zip([0, *ends[:-1]], ends)]
+
+    def _loss_weights(self, samples: list[Sample], active: list[bool], mbs: list[list[int]]
+                      ) -> tuple[list[float], float]:
+        """Per-sample weights w_i and their global normaliser Z of the configured aggregation:
+        loss = sum_i (w_i / Z) * mean_t(token losses of i) (see config.DistillParams.loss_agg)."""
+        agg = self.p.distill.loss_agg
+        n = [len(s.rollout.response_ids) if a else 0 for s, a in zip(samples, active)]
+        if agg == "token-mean":
+            weights = [float(k) for k in n]
+            return weights, self.dist.sum([sum(weights)])[0]
+        if agg == "seq-mean-token-mean":
+            weights = [float(k > 0) for k in n]
+            return weights, self.dist.sum([sum(weights)])[0]
+        if agg == "trl":  # every sequence counts in the denominator, masked or not
+            return [float(k > 0) for k in n], self.dist.sum([float(len(samples))])[0]
+        # verl: a token mean inside each micro-batch, then the mean over micro-batches (and ranks)
+        weights = [0.0] * len(samples)
+        for idx in mbs:
+            tokens = sum(n[i] for i in idx)
+            for i in idx:
+                weights[i] = n[i] / tokens if tokens else 0.0
+        return weights, self.dist.sum([float(len(mbs))])[0]
+
     def _pack(self, prompts: list[list[int]], samples: list[Sample]) -> Packed:
         return pack(prompts, [s.rollout.response_ids for s in samples], self.pad_id, self.device)
 
-    def _old_logps(self, logps: torch.Tensor | None, samples: list[Sample], packed: Packed) -> torch.Tensor:
-        if self.p.train.old_logps == "recompute":
-            # One update per batch: the policy before the update is the current one.
-            return logps.detach()
-        return pad_right([s.rollout.sampler_logps for s in samples], packed.response_len).to(self.device)
+    @torch.no_grad()
+    def _recomputed_old_logps(self, samples: list[Sample], parts: list[list[int]]) -> list[list[float] | None] | None:
+        """With train.old_logps: recompute and several updates per batch, pi_old is the policy before
+        the first update: score every sample not in the first mini-batch now (the first needs none)."""
+        if self.p.train.old_logps != "recompute" or len(parts) == 1:
+            return None
+        out: list[list[float] | None] = [None] * len(samples)
+        later = [i for idx in parts[1:] for i in idx]
+        for start in range(0, len(later), self.p.train.micro_batch_size):
+            idx = later[start : start + self.p.train.micro_batch_size]
+            packed = self._pack([samples[i].rollout.prompt_ids for i in idx], [samples[i] for i in idx])
+            lp = token_logprobs(self.model, packed, self.p.train.logit_chunk, self.temperature).cpu()
+            for row, i in enumerate(idx):
+                out[i] = lp[row, : len(samples[i].rollout.response_ids)].tolist()
+        return out
+
+    def _old_logps(self, logps: torch.Tensor | None, samples: list[Sample], packed: Packed,
+                   recomputed: list[list[float] | None] | None, idx: list[int]) -> torch.Tensor | None:
+        """pi_old log-probs [b, T] of a micro-batch; None (M-step) or logps.detach() (PPO) when pi_old
+        is the current policy: the first update of a batch with train.old_logps: recompute."""
+        if self.p.train.old_logps == "sampler":
+            return pad_right([s.rollout.sampler_logps for s in samples], packed.response_len).to(self.device)
+        if recomputed is not None and recomputed[idx[0]] is not None:
+            return pad_right([recomputed[i] for i in idx], packed.response_len).to(self.device)
+        return None if logps is None else logps.detach()
 
     @torch.no_grad()
     def _teacher_hidden(self, teacher: Packed) -> list[tuple[torch.Tensor, torch.nn.Module, float]]:
@@ -329,14 +420,11 @@ class Trainer:
             ]
         return [(response_hidden(self.model, teacher), lm_head(self.model), 1.0)]  # VPD: the live network
 
-    def _optimizer_step(self, update: bool, lr_scale: float = 1.0, advance_schedule: bool = True) -> dict[str, float]:
-        """Clip, step AdamW (lr scaled for E-steps), and advance the schedule on training steps only."""
+    def _optimizer_step(self, update: bool, lr_scale: float = 1.0) -> dict[str, float]:
+        """Clip and step AdamW (lr scaled for E-steps). The LR schedule advances once per rollout
+        step (`train_step`), however many updates it makes."""
         if not update:  # nothing to learn from (every sample masked): no AdamW moment or decay update
             self.optimizer.zero_grad(set_to_none=True)
-            if advance_schedule:
-                with warnings.catch_warnings():  # stepping the schedule without an optimizer step is intended
-                    warnings.simplefilter("ignore", UserWarning)
-                    self.scheduler.step()
             return {"train/grad_norm": 0.0, "train/skipped_update": 1.0}
         clip = self.p.optim.grad_clip
         params = [p for p in self.model.parameters() if p.grad is not None]
@@ -345,8 +433,6 @@ class Trainer:
         with _scaled_lr(self.optimizer, lr_scale):
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        if advance_schedule:
-            self.scheduler.step()
         return {"train/grad_norm": float(norm), "train/skipped_update": 0.0}
 
     @torch.no_grad()
@@ -371,10 +457,33 @@ def _check_groups(samples: list[Sample]) -> None:
             last = s.group
 
 
-def _agg_weight(n_tokens: int, active: bool, agg: str) -> float:
-    if not active or n_tokens == 0:
-        return 0.0
-    return float(n_tokens) if agg == "token-mean" else 1.0
+def global_batch(samples: list[Sample], dist: Dist) -> list[Sample]:
+    """Every rank's samples in rank order, with group numbers made unique across ranks."""
+    out, offset = [], 0
+    for part in dist.objects(samples):
+        groups = {g: offset + k for k, g in enumerate(dict.fromkeys(s.group for s in part))}
+        out.extend(dataclasses.replace(s, group=groups[s.group]) for s in part)
+        offset += len(groups)
+    return out
+
+
+def rank_share(idx: list[int], dist: Dist) -> list[int]:
+    """This rank's contiguous, equal share of one mini-batch's sample indices."""
+    if len(idx) % dist.world:
+        raise ValueError(f"a mini-batch of {len(idx)} sequences cannot be shared equally by {dist.world} processes")
+    n = len(idx) // dist.world
+    return idx[dist.rank * n : (dist.rank + 1) * n]
+
+
+def merge_update_metrics(updates: list[dict[str, float]]) -> dict[str, float]:
+    """One row for a step of several updates: times and token counts add up, the rest is averaged."""
+    out: dict[str, float] = {}
+    for key in updates[0]:
+        values = [u[key] for u in updates if key in u]
+        additive = key.startswith("time/") or key.endswith("/tokens")
+        out[key] = sum(values) if additive else sum(values) / len(values)
+    out["train/updates"] = float(sum(1.0 - u.get("train/skipped_update", 0.0) for u in updates))
+    return out
 
 
 @contextmanager

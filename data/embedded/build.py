@@ -17,6 +17,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
+from vpd_core.data import minicode  # noqa: E402
 from vpd_core.data.livecodebench import encode_tests  # noqa: E402
 
 # ----------------------------------------------------------------------------- code (LiveCodeBench schema)
@@ -261,8 +262,19 @@ def write_split(name: str, records: list[dict], test_fraction: float = 0.25) -> 
     print(f"{name}: {len(train)} train, {len(test)} test")
 
 
+def write_minicode() -> None:
+    """The generated demonstration task, split by its own seed (vpd_core/data/minicode.py)."""
+    d = HERE / "minicode"
+    d.mkdir(exist_ok=True)
+    parts = minicode.generate()
+    for split, rows in parts.items():
+        (d / f"{split}.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    print(f"minicode: {len(parts['train'])} train, {len(parts['test'])} test")
+
+
 if __name__ == "__main__":
     rng = random.Random(20261127)
     write_split("livecodebench", code_records(rng))
     write_split("sciknoweval", science_records(rng))
     write_split("math500", math_records(rng))
+    write_minicode()

@@ -94,6 +94,7 @@ def main():
     except (SyntaxError, ValueError, OverflowError) as e:
         out.write(json.dumps({"compile_error": describe(e, code_lines)}) + "\n")
         return
+    out.write(json.dumps({"ready": True}) + "\n")  # the supervisor starts the first test's clock now
 
     entry = None
     if job["mode"] == "functional":

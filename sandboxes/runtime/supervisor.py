@@ -19,10 +19,10 @@ handle; SIGINT is ignored explicitly).
 
 import ctypes
 import json
+import math
 import os
 import resource
 import select
-import shutil
 import signal
 import subprocess
 import sys
@@ -32,7 +32,10 @@ from decimal import Decimal, InvalidOperation
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUNNER = os.path.join(HERE, "runner.py")
-STARTUP_GRACE_S = 3.0  # interpreter start + the import preamble, before the first test's clock
+# Interpreter start + the import preamble, at most, before the first test's clock starts: the
+# clock starts when the runner says it is ready, so a restarted attempt costs the start-up it
+# really took, not this cap (a whole program's time is tests x limit + real start-ups).
+STARTUP_GRACE_S = 3.0
 CHANNEL_LIMIT = 8 << 20  # bytes a runner may send us in total (its frames plus anything it writes to fd 1)
 EXCERPT = 1000
 
@@ -65,9 +68,11 @@ def compare_stdin(pred, expected):
             continue
         try:
             da, db = [Decimal(t) for t in a.split()], [Decimal(t) for t in b.split()]
-        except (InvalidOperation, ValueError):
-            return False, f"Wrong answer at output_line_idx={i}: {a} != {b}"
-        if da != db:
+            # NaNs never equal anything; comparing a signalling NaN ('sNaN') raises InvalidOperation
+            same = len(da) == len(db) and not any(d.is_nan() for d in da + db) and da == db
+        except (InvalidOperation, ValueError, ArithmeticError):
+            same = False
+        if not same:
             return False, f"Wrong answer at output_line_idx={i}: {a} != {b}"
     return True, ""
 
@@ -75,8 +80,39 @@ def compare_stdin(pred, expected):
 def compare_functional(pred_json, expected):
     try:
         return json.loads(pred_json) == json.loads(expected), ""
-    except ValueError:
+    except (ValueError, RecursionError, TypeError):  # a result nested too deep to read is not the answer
         return False, "Wrong Answer"
+
+
+def valid_frame(frame):
+    """A runner frame of the expected shape. Anything the program itself wrote to fd 1 may look
+    like JSON: frames of the wrong shape are ignored, never trusted, never a crash."""
+    text_or_none = (str, type(None))
+    if not isinstance(frame, dict):
+        return False
+    if frame == {"ready": True}:
+        return True
+    if "compile_error" in frame:
+        return valid_error(frame["compile_error"])
+    if not isinstance(frame.get("i"), int) or isinstance(frame.get("i"), bool):
+        return False
+    if not all(isinstance(frame.get(k), text_or_none) for k in ("output", "printed", "stderr")):
+        return False
+    err = frame.get("error")
+    return err is None or valid_error(err)
+
+
+def valid_error(err):
+    return (isinstance(err, dict) and isinstance(err.get("message"), str) and isinstance(err.get("type"), str)
+            and isinstance(err.get("traceback"), list) and all(isinstance(t, str) for t in err["traceback"]))
+
+
+def finite_elapsed(value, measured):
+    """The runner's per-test time if it is a plausible number, else what the supervisor measured
+    (a program can patch time.perf_counter to return NaN)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and 0 <= value <= measured + 1:
+        return round(float(value), 4)
+    return round(measured, 4)
 
 
 # ----------------------------------------------------------------------------- running one program
@@ -143,16 +179,63 @@ def reap():
             return
 
 
-def wipe(path):
-    for name in os.listdir(path):
-        p = os.path.join(path, name)
+def remove_tree(path, keep_root=False):
+    """Delete a directory tree without recursion and without long paths: a program may leave
+    a chain of thousands of nested directories (shutil.rmtree recurses and builds full paths).
+    Walks by chdir, one name at a time; the program is dead by now, so nothing moves under us."""
+    try:
+        if not os.path.isdir(path) or os.path.islink(path):
+            os.unlink(path)
+            return
+    except OSError:
+        return
+    home = os.open(".", os.O_RDONLY)
+    stuck = set()  # (dev, inode) of directories that could not be emptied
+    try:
+        os.chdir(path)
+        names = []  # the directory names from `path` down to the current directory
+        while True:
+            descended = False
+            with os.scandir(".") as entries:
+                for entry in entries:
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                        if entry.is_dir(follow_symlinks=False):
+                            if (st.st_dev, st.st_ino) in stuck:
+                                continue
+                            os.chmod(entry.name, 0o700)
+                            os.chdir(entry.name)
+                            names.append(entry.name)
+                            descended = True
+                            break
+                        os.unlink(entry.name)
+                    except OSError:
+                        continue
+            if descended:
+                continue
+            if not names:
+                break
+            here = os.stat(".")
+            os.chdir("..")
+            name = names.pop()
+            try:
+                os.rmdir(name)
+            except OSError:
+                stuck.add((here.st_dev, here.st_ino))
+    except OSError:
+        pass
+    finally:
+        os.fchdir(home)
+        os.close(home)
+    if not keep_root:
         try:
-            if os.path.isdir(p) and not os.path.islink(p):
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                os.unlink(p)
+            os.rmdir(path)
         except OSError:
             pass
+
+
+def wipe(path):
+    remove_tree(path, keep_root=True)
 
 
 class Attempt:
@@ -187,9 +270,9 @@ class Attempt:
                 line, self.buf = self.buf[:nl], self.buf[nl + 1 :]
                 try:
                     frame = json.loads(line)
-                except ValueError:
-                    continue  # bytes the program wrote to fd 1 itself: not a frame
-                if isinstance(frame, dict):
+                except (ValueError, RecursionError):
+                    continue  # bytes the program wrote to fd 1 itself (maybe nested past any limit): not a frame
+                if valid_frame(frame):
                     return "frame", frame
                 continue
             remaining = deadline - time.monotonic()
@@ -218,15 +301,15 @@ class Attempt:
         self.proc.stdout.close()
 
 
-def result_for(test, frame, mode):
+def result_for(test, frame, mode, measured):
     base = {"input": excerpt(test["input"]), "expected": excerpt(test["output"]),
             "size": len(test["input"]) + len(test["output"]),
-            "elapsed": round(frame.get("elapsed", 0.0), 4), "stderr": excerpt(frame.get("stderr") or "")}
+            "elapsed": finite_elapsed(frame.get("elapsed"), measured), "stderr": excerpt(frame.get("stderr") or "")}
     err = frame.get("error")
     if err:
         status = "memory_limit" if err.get("memory") else "output_limit" if err.get("output_limit") else "runtime_error"
-        return dict(base, status=status, output=excerpt(frame.get("printed") or ""), exception=err["message"],
-                    traceback=err["traceback"], message=err["type"])
+        return dict(base, status=status, output=excerpt(frame.get("printed") or ""), exception=excerpt(err["message"]),
+                    traceback=[excerpt(t) for t in err["traceback"][:3]], message=excerpt(err["type"], 200))
     output = frame.get("output") or ""
     ok, message = (compare_functional if mode == "functional" else compare_stdin)(output, test["output"])
     return dict(base, status="pass" if ok else "wrong_answer", output=excerpt(output), message=message)
@@ -256,11 +339,16 @@ def run_job(job, isolated=True):
             attempt = Attempt(job, len(results), scratch)
             deadline = time.monotonic() + limit + STARTUP_GRACE_S
             test_started = time.monotonic()
-            restart = False
+            restart = ready = False
             while len(results) < len(tests) and not restart:
                 test = tests[len(results)]
                 kind, frame = attempt.next_frame(deadline)
                 now = time.monotonic()
+                if kind == "frame" and "ready" in frame:
+                    if not ready:  # the runner's first word; a program's forged copies change nothing
+                        ready = True
+                        deadline, test_started = min(deadline, now + limit), now
+                    continue
                 if kind == "frame" and "compile_error" in frame:
                     err = frame["compile_error"]
                     n = 1 if job["stop_at_first_failure"] else len(tests) - len(results)
@@ -269,7 +357,7 @@ def run_job(job, isolated=True):
                                             traceback=err["traceback"]))
                     return {"tests": results}
                 if kind == "frame" and frame.get("i") == len(results) - attempt.start:
-                    results.append(result_for(test, frame, mode))
+                    results.append(result_for(test, frame, mode, now - test_started))
                     if results[-1]["status"] == "memory_limit":
                         restart = True  # the runner's heap is suspect after a MemoryError
                     deadline, test_started = now + limit, now
@@ -303,7 +391,7 @@ def run_job(job, isolated=True):
     finally:
         if isolated:
             kill_everything_else()
-        shutil.rmtree(scratch, ignore_errors=True)
+        remove_tree(scratch)
         if isolated:
             wipe("/tmp")
 

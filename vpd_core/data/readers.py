@@ -7,11 +7,12 @@ from pathlib import Path
 
 from .livecodebench import read_livecodebench
 from .math500 import read_math500
+from .minicode import read_minicode
 from .schema import DataError, ReadResult
 from .sciknoweval import read_sciknoweval
 
 EMBEDDED = Path(__file__).resolve().parents[2] / "data" / "embedded"
-SOURCES = ("livecodebench", "sciknoweval", "math500")
+SOURCES = ("livecodebench", "sciknoweval", "math500", "minicode")
 
 
 def embedded_path(source: str, split: str) -> Path:
@@ -27,6 +28,8 @@ def read_source(source: str, path: str | Path, *, on_error: str = "strict", **kw
         return read_sciknoweval(path, on_error=on_error, **kwargs)
     if source == "math500":
         return read_math500(path, on_error=on_error, **kwargs)
+    if source == "minicode":
+        return read_minicode(path, on_error=on_error, **kwargs)
     raise DataError(f"unknown source '{source}' (one of {', '.join(SOURCES)})")
 
 
@@ -45,6 +48,10 @@ def inspect_summary(source: str, result: ReadResult) -> dict:
         out["by_domain"] = dict(Counter(p.domain for p in ps))
         out["by_level"] = dict(Counter(p.metadata["level"] for p in ps))
         out["by_type"] = dict(Counter(p.metadata["type"] for p in ps))
+    elif source == "minicode":
+        out["by_category"] = dict(Counter(p.domain for p in ps))
+        out["by_template"] = dict(Counter(p.difficulty for p in ps))
+        out["tests"] = sum(len(p.tests) for p in ps)
     else:
         out["by_subject"] = dict(Counter(p.domain for p in ps))
         out["by_level"] = dict(Counter(p.difficulty for p in ps))

@@ -9,7 +9,8 @@ from typing import Iterator, Literal
 
 from ..errors import VPDError
 
-Source = Literal["livecodebench", "sciknoweval", "math500", "arithmetic"]
+Source = Literal["livecodebench", "sciknoweval", "math500", "arithmetic", "minicode"]
+CODE_SOURCES = ("livecodebench", "minicode")  # graded by running programs in the sandbox
 
 
 class DataError(VPDError):

@@ -1,0 +1,71 @@
+"""Self-critique feedback (method.md §5, `feedback.sources: [critique]`).
+
+After grading, a model writes a critique of every failed attempt, given the problem,
+the attempt and the verifier's verdict; the critique becomes the teacher's feedback
+block. The writer is the policy being trained (its own rollout engine, so HF or vLLM,
+synced to the current weights) or a judge model at `feedback.critique.model_path`.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .config import CritiqueParams
+from .rollout import RolloutEngine, SamplingParams
+from .sequences import Message, Sample, chat_prompt_ids
+from .teacher import ContextError, _shorten, fill, is_success, strip_thinking
+
+NO_VERDICT = "(the verifier gave no details)"
+
+
+def critique_messages(sample: Sample, cp: CritiqueParams, tokenizer) -> list[Message]:
+    """The critic's prompt for one failed sample, within cp.max_prompt_tokens (the attempt is
+    cut first, then the verdict, then the problem statement)."""
+    parts = {
+        "problem": sample.messages[-1]["content"],
+        "attempt": strip_thinking(sample.rollout.text) or "(empty response)",
+        "feedback": sample.feedback.strip() or NO_VERDICT,
+    }
+
+    def render() -> tuple[list[Message], list[int]]:
+        msgs = ([{"role": "system", "content": cp.system}] if cp.system else []) + [
+            {"role": "user", "content": fill(cp.template, **parts)}]
+        return msgs, chat_prompt_ids(tokenizer, msgs)
+
+    marker = "\n...(truncated)\n"
+    marker_len = len(tokenizer.encode(marker, add_special_tokens=False))
+    msgs, ids = render()
+    for name in ("attempt", "feedback", "problem"):
+        for _ in range(8):  # token counts are not additive across a cut; re-check a few times
+            over = len(ids) - cp.max_prompt_tokens
+            if over <= 0 or not parts[name]:
+                break
+            parts[name] = _shorten(tokenizer, parts[name], over + marker_len + 2, marker)
+            msgs, ids = render()
+        if len(ids) <= cp.max_prompt_tokens:
+            return msgs
+    raise ContextError(f"feedback.critique.max_prompt_tokens={cp.max_prompt_tokens} is too small: the critique "
+                       f"template and chat header alone take {len(ids)} tokens")
+
+
+def write_critiques(engine: RolloutEngine, tokenizer, samples: list[Sample], cp: CritiqueParams,
+                    seed: int) -> dict[str, float]:
+    """Fill `critique` of every failed sample (in place), in batches through the rollout engine."""
+    t0 = time.perf_counter()
+    failed = [s for s in samples if not is_success(s)]
+    if not failed:
+        return {"critique/count": 0.0, "time/critique": time.perf_counter() - t0}
+    prompts = [chat_prompt_ids(tokenizer, critique_messages(s, cp, tokenizer)) for s in failed]
+    sampling = SamplingParams(cp.temperature, cp.top_p, cp.max_new_tokens, seed)
+    outs = engine.generate(prompts, 1, sampling)
+    lengths = []
+    for s, out in zip(failed, outs):
+        s.critique = strip_thinking(out.text)
+        s.meta["critiqued"] = True  # written (possibly empty), as opposed to never produced
+        lengths.append(len(out.response_ids))
+    return {
+        "critique/count": float(len(failed)),
+        "critique/empty_frac": sum(not s.critique for s in failed) / len(failed),
+        "critique/length_mean": sum(lengths) / len(lengths),
+        "time/critique": time.perf_counter() - t0,
+    }
