@@ -43,7 +43,7 @@ def main() -> None:
     problems = loop.load_problems(p, args.split)[: args.limit or None]
     grader, sandbox = make_grader(p, p.sandbox.train_tests if args.split == "train" else "all")
     r = p.rollout
-    sampling = SamplingParams(r.temperature, r.top_p, r.max_new_tokens, p.seed)
+    sampling = SamplingParams(r.temperature, r.top_p, r.max_new_tokens, p.seed, tuple(r.stop))
     t0 = time.perf_counter()
     rollouts = loop.generate(engine, tok, problems, args.samples, sampling, r.max_prompt_tokens)
     t1 = time.perf_counter()

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -24,8 +27,8 @@ from vpd_core.checkpoint import latest_checkpoint
 from vpd_core.fileio import atomic_output, read_jsonl, write_text_atomic
 
 from tasks.common import make_grader, params_from
-from tasks.steps import (evaluate_checkpoint, fetch_model, generate_rollouts, grade_rollouts, prepare_split,
-                         record_step, train_distributed, update)
+from tasks.steps import (diagnose, evaluate_checkpoint, fetch_model, generate_rollouts, grade_rollouts,
+                         prepare_split, record_step, train_distributed, update)
 
 KEY_METRICS = ["reward/mean", "reward/pass_rate", "distill/divergence", "student/entropy", "estep/accuracy", "time/step"]
 
@@ -57,6 +60,7 @@ def train(params_path: str = "params.yaml", overrides: list[str] | None = None) 
     try:
         while not run.done:
             step = run.trainer.step
+            diagnostics = diagnose(run, problems, grader)
             t0 = time.perf_counter()
             batch, rollouts = generate_rollouts(run, problems, params, step)
             t1 = time.perf_counter()
@@ -64,7 +68,7 @@ def train(params_path: str = "params.yaml", overrides: list[str] | None = None) 
             t2 = time.perf_counter()
             metrics = update(run, batch, rollouts, graded)
             metrics |= {"time/rollout": t1 - t0, "time/execution": t2 - t1, "time/step": time.perf_counter() - t0}
-            record_step(run, metrics)
+            record_step(run, metrics | diagnostics)
             log.info(loop.format_metrics(metrics))
             update_progress_artifact(artifact_id=progress, progress=100 * run.trainer.step / total)
             bar.update(1)
@@ -92,6 +96,13 @@ def evaluate(params_path: str = "params.yaml", overrides: list[str] | None = Non
     from vpd_core.rollout import make_engine
 
     params = params_from(params_path, overrides)
+    out = Path(params.run_dir) / "eval" / ("base" if checkpoint == "base" else "final" if checkpoint == "latest" else Path(checkpoint).name)
+    cache = base_eval_cache(params) if checkpoint == "base" else None
+    if cache is not None and (cache / "metrics.json").exists():
+        # the base model's numbers depend on (model, data, prompts, eval params, seed), not on the run
+        shutil.copytree(cache, out, dirs_exist_ok=True)
+        get_run_logger().info("base model evaluation reused from %s", cache)
+        return json.loads((out / "metrics.json").read_text())
     if checkpoint == "base":
         model_dir, name = resolve_model_path(params.model.path, params.model.cache_dir), "base"
     else:
@@ -105,7 +116,6 @@ def evaluate(params_path: str = "params.yaml", overrides: list[str] | None = Non
     model = load_model(model_dir, params.model.dtype, device)
     problems = loop.run_problems(params, "test")
     grader, sandbox = make_grader(params, "all")
-    out = Path(params.run_dir) / "eval" / name
     try:
         tables = evaluate_checkpoint(make_engine(params, model, tok, model_dir), tok, problems, params,
                                      grader, str(out / "tables"), params.data.source, params.seed + 10_000)
@@ -117,7 +127,24 @@ def evaluate(params_path: str = "params.yaml", overrides: list[str] | None = Non
                           description=f"{params.data.source} test split, checkpoint {name}")
     source = "base model" if checkpoint == "base" else str(model_dir.parent)
     write_text_atomic(out / "metrics.json", json.dumps({**overall, "checkpoint": source}, indent=2))
+    if cache is not None:
+        tmp = cache.with_name(cache.name + f".tmp-{os.getpid()}")
+        shutil.copytree(out, tmp, dirs_exist_ok=True)
+        tmp.replace(cache) if not cache.exists() else shutil.rmtree(tmp)
     return {"checkpoint": source, **overall}
+
+
+def base_eval_cache(params) -> Path:
+    """Where the base model's evaluation is kept, keyed by everything it depends on."""
+    from vpd_core.models import resolve_model_path
+
+    key = {"model": str(resolve_model_path(params.model.path, params.model.cache_dir)), "dtype": params.model.dtype,
+           "chat": params.model.chat_template_kwargs, "data": params.data.model_dump(mode="json"),
+           "prompts": params.prompts.model_dump(), "eval": params.eval.model_dump(), "seed": params.seed,
+           "stop": params.rollout.stop, "max_prompt": params.rollout.max_prompt_tokens,
+           "sandbox": params.sandbox.model_dump(exclude={"concurrency"})}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    return Path(".cache") / "base-eval" / digest
 
 
 @flow(name="report", log_prints=True)
@@ -175,25 +202,82 @@ def pipeline(params_path: str = "params.yaml", overrides: list[str] | None = Non
     return out
 
 
-@flow(name="sweep", log_prints=True)
-def sweep(params_path: str = "params.yaml", overrides: list[str] | None = None,
-          grid: dict[str, list] | None = None) -> list[dict]:
-    """A grid of overrides (e.g. {"algorithm": ["grpo", "sdpo", "vpd"]}) -> one pipeline per point,
-    each in its own run directory -> a comparison table."""
+DEFAULT_GRID = {"algorithm": ["grpo", "sdpo", "vpd"]}
+
+
+def sweep_points(params_path: str, overrides: list[str] | None, grid: dict[str, list], seeds: list[int]
+                 ) -> list[tuple[dict, int, list[str]]]:
+    """Every (grid point, seed) and its child overrides, each validated before any work starts."""
     import itertools
 
+    from vpd_core.config import ParamsError
+
+    if not isinstance(grid, dict) or not grid or not all(isinstance(v, list) and v for v in grid.values()):
+        raise ParamsError(f"sweep grid: expected {{key: [values, ...]}} with at least one value each, got {grid!r}")
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ParamsError(f"sweep seeds: expected distinct integers, got {seeds!r}")
     base = params_from(params_path, overrides)
-    grid = grid or {"algorithm": ["grpo", "sdpo", "vpd"]}
     keys = list(grid)
-    rows = []
+    out = []
     for values in itertools.product(*(grid[k] for k in keys)):
-        point = [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in zip(keys, values)]
-        name = "-".join(f"{k.split('.')[-1]}_{v}" for k, v in zip(keys, values))
-        child = [*(overrides or []), *point, f"run_dir={base.run_dir}/sweep/{name}"]
-        pipeline.with_options(flow_run_name=f"sweep-{name}")(params_path, child)
-        m = json.loads((Path(base.run_dir) / "sweep" / name / "eval" / "base" / "metrics.json").read_text())
-        after = json.loads((Path(base.run_dir) / "sweep" / name / "eval" / "final" / "metrics.json").read_text())
-        rows.append({**dict(zip(keys, values)), **{f"base {k}": v for k, v in m.items() if "@" in k},
-                     **{f"final {k}": v for k, v in after.items() if "@" in k}})
-    create_table_artifact(key="sweep-comparison", table=rows, description=f"grid {grid}")
-    return rows
+        point = dict(zip(keys, values))
+        name = "-".join(f"{k.split('.')[-1]}_{json.dumps(v) if not isinstance(v, str) else v}" for k, v in point.items())
+        name = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        for seed in seeds:
+            child = [*(overrides or []), *(f"{k}={json.dumps(v)}" for k, v in point.items()), f"seed={seed}",
+                     f"run_dir={base.run_dir}/sweep/{name}/seed{seed}"]
+            params_from(params_path, child)  # a bad grid value fails now, naming the key
+            out.append((point, seed, child))
+    return out
+
+
+@flow(name="sweep", log_prints=True)
+def sweep(params_path: str = "params.yaml", overrides: list[str] | None = None,
+          grid: dict[str, list] | None = None, seeds: list[int] | None = None) -> list[dict]:
+    """A grid of overrides (e.g. {"algorithm": ["grpo", "sdpo", "vpd"]}) x replicate seeds -> one
+    pipeline per (point, seed), each in its own run directory -> a comparison table with 95%
+    confidence intervals over seeds, one learning-curve figure and per-problem outcomes
+    (under <run_dir>/sweep/). A failed run is reported and marked; the others finish."""
+    from vpd_core import compare
+
+    log = get_run_logger()
+    base = params_from(params_path, overrides)
+    grid = grid or DEFAULT_GRID
+    seeds = list(seeds or [base.seed])
+    points = sweep_points(params_path, overrides, grid, seeds)
+    keys = list(grid)
+    results = []
+    for i, (point, seed, child) in enumerate(points, 1):
+        run_dir = child[-1].split("=", 1)[1]
+        label = ", ".join(f"{k}={v}" for k, v in point.items())
+        log.info("sweep run %d/%d: %s, seed %d -> %s", i, len(points), label, seed, run_dir)
+        row = {**point, "seed": seed, "run_dir": run_dir}
+        try:
+            pipeline.with_options(flow_run_name=f"sweep-{Path(run_dir).parent.name}-seed{seed}")(params_path, child)
+            row |= compare.run_result(run_dir)
+        except Exception as e:  # noqa: BLE001 - one failed run is a row, not the end of the sweep
+            log.error("sweep run %s, seed %d failed: %s", label, seed, e)
+            row |= {"failed": f"{type(e).__name__}: {e}"}
+        results.append(row)
+    out_dir = Path(base.run_dir) / "sweep"
+    files = compare.write_comparison(results, keys, out_dir)
+    table = compare.summarize_points(results, keys)
+    create_table_artifact(key="sweep-comparison", table=[{k: (round(v, 4) if isinstance(v, float) else v)
+                                                          for k, v in r.items()} for r in table],
+                          description=f"grid {grid}, seeds {seeds}: mean and 95% CI half-width over seeds")
+    create_markdown_artifact(key="sweep-report", markdown=sweep_report(grid, seeds, files, params_path, overrides),
+                             description=str(out_dir))
+    log.info("sweep comparison:\n%s", files["table_md"].read_text())
+    return table
+
+
+def sweep_report(grid: dict, seeds: list[int], files: dict, params_path: str, overrides: list[str] | None) -> str:
+    """The sweep's report: the table, the figure inline (a data URI shows in the UI and any viewer)."""
+    import base64
+
+    png = base64.b64encode(files["figure"].read_bytes()).decode()
+    text = (f"# Sweep: {json.dumps(grid)} x seeds {seeds}\n\nparams `{params_path}`, overrides `{overrides or []}`\n\n"
+            f"{files['table_md'].read_text()}\n![learning curves](data:image/png;base64,{png})\n\n"
+            f"Per-problem outcomes: `{files['problems']}`; per-run numbers: `{files['runs']}`.\n")
+    write_text_atomic(files["table_md"].parent / "report.md", text.replace(f"data:image/png;base64,{png}", files["figure"].name))
+    return text

@@ -61,6 +61,11 @@ def grade_rollouts(grader, batch: list, rollouts: list, params: Params, step: in
 
 
 @task(cache_policy=NO_CACHE)
+def diagnose(run: loop.Run, problems: list, grader) -> dict:
+    return run.diagnose(problems, grader)
+
+
+@task(cache_policy=NO_CACHE)
 def update(run: loop.Run, batch: list, rollouts: list, graded: list) -> dict:
     return run.update(loop.make_samples(batch, rollouts, graded, run.params.rollout.group_size, run.trainer.step))
 

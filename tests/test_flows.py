@@ -124,14 +124,71 @@ def test_kill_9_then_resume_matches_uninterrupted(prefect_backend, tiny_params, 
                 assert rb[k] == pytest.approx(ra[k], rel=1e-5, abs=1e-7), (ra["train/step"], k)
 
 
-def test_sweep_runs_a_pipeline_per_point_and_compares(prefect_backend, tiny_params):
+def test_sweep_with_seeds_reports_intervals_figure_and_problem_flips(prefect_backend, tiny_params):
+    """2 points x 2 seeds on the tiny model: a row per point with mean and 95% CI over seeds, one
+    figure, the per-problem file; the base model is evaluated once per seed (cached), not per point."""
+    import json as js
+
+    import pandas as pd
+
     from flows.vpd_flows import sweep
 
-    rows = sweep(str(tiny_params), ["train.steps=1"], grid={"algorithm": ["grpo", "vpd"]})
+    rows = sweep(str(tiny_params), ["train.steps=2", "diagnostics.every=1", "diagnostics.problems=2"],
+                 grid={"algorithm": ["grpo", "vpd"]}, seeds=[3, 4])
     assert [r["algorithm"] for r in rows] == ["grpo", "vpd"]
-    assert all("base pass@1" in r and "final pass@1" in r for r in rows)
+    for r in rows:
+        assert r["seeds"] == 2 and r["failed"] == 0
+        for key in ("pass@1 before", "pass@1 after", "pass@1 change", "train reward last quarter", "wall time (s)"):
+            assert r[f"{key} ±95%"] >= 0, key  # a number (nan with fewer than 2 seeds)
+    out = tiny_params.parent / "run" / "sweep"
     for name in ("algorithm_grpo", "algorithm_vpd"):
-        assert (tiny_params.parent / "run" / "sweep" / name / "report" / "report.md").exists()
+        for seed in (3, 4):
+            assert (out / name / f"seed{seed}" / "report" / "report.md").exists()
+    # the same seed's base evaluation is shared by both points
+    base = {s: [js.loads((out / n / f"seed{s}" / "eval" / "base" / "metrics.json").read_text())["pass@1"]
+                for n in ("algorithm_grpo", "algorithm_vpd")] for s in (3, 4)}
+    assert all(a == b for a, b in base.values())
+    assert "±" in (out / "comparison.md").read_text()
+    assert (out / "learning_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    flips = pd.read_csv(out / "problems.csv")
+    assert set(flips["algorithm"]) == {"grpo", "vpd"} and set(flips["seed"]) == {3, 4}
+    assert {"problem_id", "solved before", "solved after", "flip"} <= set(flips.columns)
+    assert "](learning_curves.png)" in (out / "report.md").read_text()
+
+
+def test_sweep_marks_a_failed_run_and_finishes_the_others(prefect_backend, tiny_params, monkeypatch):
+    from flows import vpd_flows
+
+    real = vpd_flows.pipeline
+
+    class Boom:
+        def with_options(self, **kw):
+            runner = real.with_options(**kw)
+
+            def run(params_path, overrides):
+                if "algorithm=\"grpo\"" in overrides or "algorithm=grpo" in overrides:
+                    raise RuntimeError("boom")
+                return runner(params_path, overrides)
+            return run
+
+    monkeypatch.setattr(vpd_flows, "pipeline", Boom())
+    rows = vpd_flows.sweep(str(tiny_params), ["train.steps=1"], grid={"algorithm": ["grpo", "vpd"]}, seeds=[3])
+    by = {r["algorithm"]: r for r in rows}
+    assert by["grpo"]["failed"] == 1 and by["grpo"]["seeds"] == 0
+    assert by["vpd"]["failed"] == 0 and by["vpd"]["seeds"] == 1
+    assert "1 failed" in (tiny_params.parent / "run" / "sweep" / "comparison.md").read_text()
+
+
+def test_sweep_refuses_bad_grids_before_any_work(tiny_params):
+    from flows.vpd_flows import sweep_points
+    from vpd_core.config import ParamsError
+
+    with pytest.raises(ParamsError, match="algorithm"):
+        sweep_points(str(tiny_params), [], {"algorithm": ["grpo", "vpdd"]}, [0])
+    with pytest.raises(ParamsError, match="grid"):
+        sweep_points(str(tiny_params), [], {"algorithm": "vpd"}, [0])
+    with pytest.raises(ParamsError, match="seeds"):
+        sweep_points(str(tiny_params), [], {"algorithm": ["vpd"]}, [1, 1])
 
 
 def test_deployment_run_triggered_through_the_api(prefect_backend, tiny_params, monkeypatch):

@@ -78,3 +78,21 @@ def test_model_device_cuda_without_a_gpu_is_a_clear_error(tiny_dir):
     with pytest.raises(ModelError, match="model.device is cuda but no CUDA device"):
         load_model(tiny_dir, device="cuda")
     assert next(load_model(tiny_dir, device="auto").parameters()).device.type == "cpu"
+
+
+def test_stop_strings_end_the_response_at_the_completing_token(model, tok):
+    """Same seed with and without a stop string: the stopped response is the prefix that ends
+    with the token completing the stop string; log-probs are cut with it, finish reason 'stop'."""
+    eng = HFRolloutEngine(model, tok)
+    ps = prompts(tok)[:1]
+    free = eng.generate(ps, 1, SamplingParams(max_new_tokens=24, seed=5))[0]
+    assert len(free.response_ids) >= 12
+    cut = 8  # stop on the text of tokens 6..8, so it completes at token 8 at the latest
+    stop = tok.decode(free.response_ids[5:cut])
+    assert stop.strip()
+    got = eng.generate(ps, 1, SamplingParams(max_new_tokens=24, seed=5, stop=(stop,)))[0]
+    n = len(got.response_ids)
+    assert n <= cut and stop in tok.decode(got.response_ids) and stop not in tok.decode(got.response_ids[: n - 1])
+    assert got.response_ids == free.response_ids[:n]
+    assert got.sampler_logps == pytest.approx(free.sampler_logps[:n], abs=1e-5)
+    assert got.finish_reason == "stop"

@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "evaluate":
             cmd.add_argument("--checkpoint", default="latest", help='"base", "latest" or a checkpoint directory')
         if name == "sweep":
-            cmd.add_argument("--grid", default='{"algorithm": ["grpo", "sdpo", "vpd"]}', help="JSON {key: [values]}")
+            cmd.add_argument("--grid", default=None, help='JSON {key: [values]} (default: {"algorithm": ["grpo", "sdpo", "vpd"]})')
+            cmd.add_argument("--seeds", default=None, help="replicate seeds, e.g. 0,1,2 (default: the params' seed)")
     ui = sub.add_parser("ui", help="start a local Prefect server (127.0.0.1) and serve the deployments")
     ui.add_argument("--port", type=int, default=4200)
     show = sub.add_parser("params", help="print the validated params as JSON")
@@ -92,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
 
             return serve_ui(args.port)
         params = load_params(args.params, args.overrides)  # bad params fail here, before any work
+        if args.command == "sweep":
+            args.grid, args.seeds = sweep_args(args.grid, args.seeds)
         if args.command == "params":
             print(json.dumps(params.model_dump(mode="json"), indent=2))
             return 0
@@ -179,9 +182,34 @@ def run_flow(args) -> int:
         print(f"report: {out}")
         return 0
     else:
-        out = f.sweep(**common, grid=json.loads(args.grid))
+        f.sweep_points(args.params, args.overrides, args.grid or f.DEFAULT_GRID, args.seeds or [load_seed(args)])
+        out = f.sweep(**common, grid=args.grid, seeds=args.seeds)
     print(json.dumps(out, default=str))
     return 0
+
+
+def sweep_args(grid: str | None, seeds: str | None) -> tuple[dict | None, list[int] | None]:
+    from vpd_core.errors import VPDError
+
+    parsed_grid = None
+    if grid is not None:
+        try:
+            parsed_grid = json.loads(grid)
+        except json.JSONDecodeError as e:
+            raise VPDError(f"--grid: not valid JSON: {e}") from None
+    parsed_seeds = None
+    if seeds is not None:
+        try:
+            parsed_seeds = [int(s) for s in seeds.split(",") if s.strip()]
+        except ValueError:
+            raise VPDError(f"--seeds: expected comma-separated integers, got {seeds!r}") from None
+    return parsed_grid, parsed_seeds
+
+
+def load_seed(args) -> int:
+    from vpd_core.config import load_params
+
+    return load_params(args.params, args.overrides).seed
 
 
 def sandbox_check(args) -> int:

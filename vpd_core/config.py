@@ -119,6 +119,9 @@ class RolloutParams(_Section):
     temperature: float = Field(1.0, gt=0)
     top_p: float = Field(1.0, gt=0, le=1)
     max_new_tokens: int = Field(128, ge=1)
+    # Stop strings (training and evaluation): a response ends with the token that completes one.
+    # The CPU demo stops at the closing code fence, so a response is the program and nothing after.
+    stop: list[str] = []
     max_prompt_tokens: int = Field(1024, ge=16)
     batch_size: int = Field(16, ge=1, description="sequences per generate() call (hf backend)")
     vllm: VLLMParams = VLLMParams()
@@ -272,6 +275,14 @@ class EvalParams(_Section):
     max_new_tokens: int = Field(128, ge=1)
 
 
+class DiagnosticsParams(_Section):
+    """Teacher diagnostics (vpd_core/diagnostics.py): student vs teacher pass rate on a fixed probe set."""
+
+    every: int = Field(0, ge=0, description="measure before every N-th step's update; 0 = off")
+    problems: int = Field(8, ge=1, description="training problems in the fixed probe set")
+    samples: int = Field(2, ge=1, description="student attempts per probe problem (each gets one teacher sample)")
+
+
 class Params(_Section):
     seed: int = 0
     algorithm: Literal["vpd", "sdpo", "grpo", "hybrid"] = "vpd"
@@ -291,6 +302,7 @@ class Params(_Section):
     grpo: GRPOParams = GRPOParams()
     hybrid: HybridParams = HybridParams()
     eval: EvalParams = EvalParams()
+    diagnostics: DiagnosticsParams = DiagnosticsParams()
 
     @model_validator(mode="after")
     def _distributed(self) -> Params:

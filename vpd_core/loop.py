@@ -23,6 +23,7 @@ from . import arithmetic
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import Params
 from .critique import write_critiques
+from .diagnostics import probe_problems, teacher_diagnostics
 from .data.graders import grade_text
 from .data.readers import embedded_path, read_source
 from .data.schema import DataError, Problem
@@ -104,7 +105,8 @@ def rollout_step(engine, tok, problems: list[Problem], params: Params, step: int
     batch = select_problems(problems, r.problems_per_step, params.seed, step)
     share = len(batch) // dist.world  # problems_per_step divides evenly (validated); fewer problems: floor
     batch = batch[dist.rank * share : (dist.rank + 1) * share]
-    sampling = SamplingParams(r.temperature, r.top_p, r.max_new_tokens, step_seed(params.seed, step) + 7_777 * dist.rank)
+    sampling = SamplingParams(r.temperature, r.top_p, r.max_new_tokens, step_seed(params.seed, step) + 7_777 * dist.rank,
+                              tuple(r.stop))
     return batch, generate(engine, tok, batch, r.group_size, sampling, r.max_prompt_tokens)
 
 
@@ -124,7 +126,7 @@ def expand(batch: list[Problem], rollouts: list[Rollout], group_size: int) -> li
 def evaluate_problems(engine, tok, problems: list[Problem], params: Params, grade: Grader, seed: int = 0) -> pd.DataFrame:
     """k samples per problem at the evaluation temperature -> one row per (problem, sample)."""
     e = params.eval
-    sampling = SamplingParams(e.temperature, e.top_p, e.max_new_tokens, seed)
+    sampling = SamplingParams(e.temperature, e.top_p, e.max_new_tokens, seed, tuple(params.rollout.stop))
     rollouts = generate(engine, tok, problems, e.samples, sampling, params.rollout.max_prompt_tokens)
     graded = grade(expand(problems, rollouts, e.samples))
     rows = []
@@ -174,6 +176,28 @@ class Run:
         judge.requires_grad_(False)
         return make_engine(params, judge, tok, path, dist), tok
 
+    def diagnose(self, problems: list[Problem], grade: Grader) -> dict[str, float]:
+        """Teacher diagnostics when due (every diagnostics.every steps), on the weights the coming
+        step starts from; every rank measures its share of the probe set."""
+        d = self.params.diagnostics
+        if not d.every or self.trainer.step % d.every:
+            return {}
+        probe = probe_problems(problems, d.problems, self.params.seed)
+        mine = probe[self.dist.rank :: self.dist.world]
+        m = teacher_diagnostics(self.engine, self.tok, mine, self.params, grade, self.trainer.step) if mine else {}
+        # rank-weighted means: each rank's rates times its sample counts, summed
+        n_student = len(mine) * d.samples
+        n_teacher = m.get("diagnostics/contexts", 0.0) * n_student
+        s_sum, t_sum, ns, nt = self.dist.sum([m.get("student/pass_rate", 0.0) * n_student,
+                                              m.get("teacher/pass_rate", 0.0) * n_teacher, n_student, n_teacher])
+        out = {"student/pass_rate": s_sum / max(ns, 1), "diagnostics/contexts": nt / max(ns, 1),
+               "diagnostics/at_step": float(self.trainer.step), "time/diagnostics": m.get("time/diagnostics", 0.0)}
+        if nt:
+            out |= {"teacher/pass_rate": t_sum / nt, "teacher/gap": t_sum / nt - s_sum / max(ns, 1)}
+        if self.dist.world == 1 and "teacher/pass_rate_after_failure" in m:
+            out["teacher/pass_rate_after_failure"] = m["teacher/pass_rate_after_failure"]
+        return out
+
     def update(self, samples: list[Sample]) -> dict[str, float]:
         """Critiques (when configured), then one trainer step; the rollout engine sleeps through the
         step and samples from the new weights after."""
@@ -215,6 +239,7 @@ def run_training(params: Params, grade: Grader = text_grader, log: Callable[[str
     if run.done:
         log(f"{run.run_dir}: already at step {run.trainer.step} of {params.train.steps}; nothing to do")
     while not run.done:
+        diagnostics = run.diagnose(problems, grade)
         t0 = time.perf_counter()
         batch, rollouts = rollout_step(run.engine, run.tok, problems, params, run.trainer.step, dist)
         t1 = time.perf_counter()
@@ -222,7 +247,7 @@ def run_training(params: Params, grade: Grader = text_grader, log: Callable[[str
         t2 = time.perf_counter()
         metrics = run.update(make_samples(batch, rollouts, graded, params.rollout.group_size, run.trainer.step))
         metrics |= {"time/rollout": t1 - t0, "time/execution": t2 - t1, "time/step": time.perf_counter() - t0}
-        run.record(metrics)
+        run.record(metrics | diagnostics)
         log(format_metrics(metrics))
     return run.run_dir
 

@@ -25,6 +25,21 @@ class SamplingParams:
     top_p: float = 1.0
     max_new_tokens: int = 128
     seed: int = 0
+    stop: tuple[str, ...] = ()  # stop strings: the response ends with the token that completes one
+
+
+def stop_length(tokenizer, response_ids: list[int], stop: tuple[str, ...]) -> int | None:
+    """Number of tokens up to and including the one that completes the first stop string, or None.
+    Both engines cut here, so sampler and trainer see the same tokens whatever the engine's own rule."""
+    if not stop:
+        return None
+    text = tokenizer.decode(response_ids, skip_special_tokens=True)
+    if not any(s in text for s in stop):
+        return None
+    for t in range(1, len(response_ids) + 1):  # responses are short where stop strings are used
+        if any(s in tokenizer.decode(response_ids[:t], skip_special_tokens=True) for s in stop):
+            return t
+    return None
 
 
 class RolloutEngine(Protocol):
@@ -55,13 +70,25 @@ def make_engine(params, model, tokenizer, model_path, dist: Dist = SINGLE) -> Ro
         tokenizer,
         stop_token_ids(tokenizer, model),
         dtype=params.model.dtype,
-        max_model_len=v.max_model_len or r.max_prompt_tokens + max(r.max_new_tokens, params.eval.max_new_tokens),
+        max_model_len=v.max_model_len or longest_prompt(params) + max(r.max_new_tokens, params.eval.max_new_tokens,
+                                                                       params.feedback.critique.max_new_tokens),
         gpu_memory_utilization=v.gpu_memory_utilization,
         enforce_eager=v.enforce_eager,
         sleep=v.sleep,
         seed=params.seed + dist.rank,
         data_parallel=dist.world,
     )
+
+
+def longest_prompt(params) -> int:
+    """The longest prompt the policy's engine may get: rollouts, and teacher contexts (diagnostics)
+    and critique prompts where those are on."""
+    n = params.rollout.max_prompt_tokens
+    if params.diagnostics.every:
+        n = max(n, params.teacher.max_prompt_tokens)
+    if "critique" in params.feedback.sources and params.feedback.critique.model_path is None:
+        n = max(n, params.feedback.critique.max_prompt_tokens)
+    return n
 
 
 class HFRolloutEngine:
@@ -94,6 +121,7 @@ class HFRolloutEngine:
             pad_token_id=self.pad_id,
             return_dict_in_generate=True,
             output_scores=True,
+            stop_strings=list(sampling.stop) or None,
         )
         was_training = self.model.training
         self.model.eval()
@@ -101,12 +129,13 @@ class HFRolloutEngine:
         out: list[Rollout] = []
         try:
             for b, start in enumerate(range(0, len(flat), self.batch_size)):
-                out.extend(self._generate_batch(flat[start : start + self.batch_size], config, sampling.seed + b, device))
+                out.extend(self._generate_batch(flat[start : start + self.batch_size], config, sampling.seed + b, device,
+                                                sampling.stop))
         finally:
             self.model.train(was_training)
         return out
 
-    def _generate_batch(self, prompts: list[list[int]], config, seed: int, device) -> list[Rollout]:
+    def _generate_batch(self, prompts: list[list[int]], config, seed: int, device, stop: tuple[str, ...] = ()) -> list[Rollout]:
         P = max(len(p) for p in prompts)
         ids = torch.full((len(prompts), P), self.pad_id, dtype=torch.long)
         attn = torch.zeros_like(ids)
@@ -116,7 +145,8 @@ class HFRolloutEngine:
         # fork_rng: seeded sampling without disturbing the caller's global RNG stream
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)
-            gen = self.model.generate(input_ids=ids.to(device), attention_mask=attn.to(device), generation_config=config)
+            gen = self.model.generate(input_ids=ids.to(device), attention_mask=attn.to(device), generation_config=config,
+                                      **({"tokenizer": self.tokenizer} if stop else {}))
         seqs = gen.sequences[:, P:].cpu()  # [B, N]
         # scores: tuple of N tensors [B, V], the processed (temperature/top-p) logits actually sampled from
         token_logps = torch.stack(
@@ -134,8 +164,10 @@ class HFRolloutEngine:
                 if tok in self.stop_ids:
                     length = t + 1  # keep the stop token: the student must learn to stop
                     break
+            cut = stop_length(self.tokenizer, resp[:length], stop)
+            finish = "stop" if cut is not None or (length and resp[length - 1] in self.stop_ids) else "length"
+            length = cut if cut is not None else length
             resp = resp[:length]
-            finish = "stop" if resp and resp[-1] in self.stop_ids else "length"
             rollouts.append(
                 Rollout(
                     prompt_ids=list(p),

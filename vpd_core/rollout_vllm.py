@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 
 from .rng import preserved_rng
-from .rollout import SamplingParams
+from .rollout import SamplingParams, stop_length
 from .sequences import Rollout
 
 # The engine core must run in this process: the weight sync hands it an iterator
@@ -101,7 +101,9 @@ class VLLMRolloutEngine:
                 stop_token_ids=self.stop_ids,
                 seed=request_seed(sampling.seed, i),
                 logprobs=0,  # the sampled token's log-prob only
-                detokenize=False,
+                detokenize=bool(sampling.stop),
+                stop=list(sampling.stop) or None,
+                include_stop_str_in_output=True,
             )
             for i in range(len(flat))
         ]
@@ -111,7 +113,10 @@ class VLLMRolloutEngine:
             o = out.outputs[0]
             resp = list(o.token_ids)
             logps = [step[tok].logprob for step, tok in zip(o.logprobs, resp)]
-            finish = "stop" if resp and resp[-1] in self.stop_ids else "length"
+            cut = stop_length(self.tokenizer, resp, sampling.stop)  # the same cut as the HF engine
+            finish = "stop" if cut is not None or (resp and resp[-1] in self.stop_ids) else "length"
+            if cut is not None:
+                resp, logps = resp[:cut], logps[:cut]
             rollouts.append(
                 Rollout(
                     prompt_ids=list(prompt),

@@ -1,0 +1,205 @@
+"""Comparing runs: what a sweep (grid points x replicate seeds) reports.
+
+Per grid point, over its seeds: the mean and a 95% confidence interval (Student's t) of held-out
+pass@1 before and after training, their difference, the training reward over the last quarter of
+steps, the change of training reward from the first to the last quarter, and wall time; learning
+curves (mean over seeds with a band); and which held-out problems flipped from fail to pass (and
+back). Pure functions over a run directory's files, so a notebook, the sweep flow and
+`vpd compare` read runs the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from .fileio import atomic_output, read_jsonl, write_text_atomic
+
+# two-sided 95% Student-t quantiles t_{0.975, df}, df = 1..30 (beyond: the normal 1.96)
+_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+
+
+def mean_ci(values: list[float]) -> tuple[float, float]:
+    """(mean, half-width of the 95% t-interval); the half-width is nan for a single value."""
+    vals = [v for v in values if v is not None and not math.isnan(v)]
+    if not vals:
+        return float("nan"), float("nan")
+    m = sum(vals) / len(vals)
+    if len(vals) < 2:
+        return m, float("nan")
+    sd = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1))
+    df = len(vals) - 1
+    t = _T975[df - 1] if df <= len(_T975) else 1.96
+    return m, t * sd / math.sqrt(len(vals))
+
+
+def quarter_means(series: list[float]) -> tuple[float, float]:
+    """Mean of the first and of the last quarter of a per-step series (at least one step each)."""
+    if not series:
+        return float("nan"), float("nan")
+    q = max(1, len(series) // 4)
+    return sum(series[:q]) / q, sum(series[-q:]) / q
+
+
+def eval_metric(run_dir: Path, name: str, key: str = "pass@1") -> float:
+    path = run_dir / "eval" / name / "metrics.json"
+    return float(json.loads(path.read_text())[key]) if path.exists() else float("nan")
+
+
+def eval_samples(run_dir: Path, name: str) -> pd.DataFrame | None:
+    tables = run_dir / "eval" / name / "tables"
+    files = [f for f in tables.glob("*.parquet") if not f.stem.endswith("_summary")] if tables.exists() else []
+    return pd.read_parquet(files[0]) if files else None
+
+
+def run_result(run_dir: str | Path) -> dict:
+    """One finished run's numbers: held-out pass@1 before/after, training reward by quarter, wall time."""
+    run_dir = Path(run_dir)
+    rows = read_jsonl(run_dir / "metrics.jsonl")
+    reward = [r["reward/mean"] for r in rows]
+    first, last = quarter_means(reward)
+    before, after = eval_metric(run_dir, "base"), eval_metric(run_dir, "final")
+    return {
+        "run_dir": str(run_dir), "steps": len(rows), "pass@1 before": before, "pass@1 after": after,
+        "pass@1 change": after - before, "train reward first quarter": first, "train reward last quarter": last,
+        "train reward change": last - first, "wall time (s)": sum(r.get("time/step", 0.0) for r in rows),
+    }
+
+
+SUMMARY_KEYS = ["pass@1 before", "pass@1 after", "pass@1 change", "train reward last quarter", "train reward change",
+                "wall time (s)"]
+
+
+def summarize_points(results: list[dict], point_keys: list[str]) -> list[dict]:
+    """One row per grid point: mean and 95% CI half-width over its seeds for every SUMMARY_KEYS,
+    plus the number of seeds (failed runs are counted, not averaged)."""
+    points: dict[tuple, list[dict]] = {}
+    for r in results:
+        points.setdefault(tuple(json.dumps(r[k]) for k in point_keys), []).append(r)
+    out = []
+    for key, runs in points.items():
+        ok = [r for r in runs if not r.get("failed")]
+        row = {k: json.loads(v) for k, v in zip(point_keys, key)}
+        row["seeds"] = len(ok)
+        row["failed"] = len(runs) - len(ok)
+        for k in SUMMARY_KEYS:
+            m, h = mean_ci([r[k] for r in ok if k in r])
+            row[k], row[f"{k} ±95%"] = m, h
+        out.append(row)
+    return out
+
+
+def markdown_table(rows: list[dict], point_keys: list[str]) -> str:
+    def cell(row, k):
+        m, h = row[k], row.get(f"{k} ±95%")
+        if isinstance(m, float) and math.isnan(m):
+            return "–"
+        if k == "wall time (s)":
+            return f"{m:.0f}" + ("" if h is None or math.isnan(h) else f" ± {h:.0f}")
+        return f"{m:.3f}" + ("" if h is None or math.isnan(h) else f" ± {h:.3f}")
+
+    head = point_keys + ["seeds", *SUMMARY_KEYS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        seeds = f"{r['seeds']}" + (f" ({r['failed']} failed)" if r["failed"] else "")
+        lines.append("| " + " | ".join([*(str(r[k]) for k in point_keys), seeds, *(cell(r, k) for k in SUMMARY_KEYS)]) + " |")
+    return "\n".join(lines) + "\n\nmean ± half-width of the 95% Student-t interval over seeds\n"
+
+
+def curves_by_point(results: list[dict], point_keys: list[str], key: str = "reward/mean") -> dict[str, pd.DataFrame]:
+    """label -> DataFrame indexed by step with columns mean, lo, hi (min/max over seeds) of `key`."""
+    out = {}
+    points: dict[str, list[dict]] = {}
+    for r in results:
+        if r.get("failed"):
+            continue
+        points.setdefault(", ".join(f"{k}={r[k]}" for k in point_keys), []).append(r)
+    for label, runs in points.items():
+        series = []
+        for r in runs:
+            rows = [x for x in read_jsonl(Path(r["run_dir"]) / "metrics.jsonl") if key in x]
+            series.append(pd.Series({int(x["train/step"]): x[key] for x in rows}))
+        if series:
+            df = pd.concat(series, axis=1)
+            out[label] = pd.DataFrame({"mean": df.mean(axis=1), "lo": df.min(axis=1), "hi": df.max(axis=1)})
+    return out
+
+
+def smooth(s: pd.Series, window: int) -> pd.Series:
+    return s.rolling(window, min_periods=1, center=True).mean() if window > 1 else s
+
+
+def learning_curves_png(results: list[dict], point_keys: list[str], path: str | Path,
+                        keys: tuple[str, ...] = ("reward/mean", "teacher/gap"), window: int = 3) -> Path:
+    """One figure: a panel per metric, a line per grid point (mean over seeds, running mean over
+    `window` steps) with a band from the lowest to the highest seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    panels = [k for k in keys if curves_by_point(results, point_keys, k)]
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(6 * max(1, len(panels)), 3.8), squeeze=False)
+    for ax, key in zip(axes[0], panels):
+        for label, df in curves_by_point(results, point_keys, key).items():
+            line, = ax.plot(df.index, smooth(df["mean"], window), label=label, marker="." if len(df) < 40 else None)
+            ax.fill_between(df.index, smooth(df["lo"], window), smooth(df["hi"], window), alpha=0.15, color=line.get_color())
+        ax.set_title(f"{key} (mean over seeds, band: min–max; running mean of {window})")
+        ax.set_xlabel("training step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path
+
+
+def problem_flips(results: list[dict], point_keys: list[str]) -> pd.DataFrame:
+    """Per (grid point, seed, held-out problem): solve rate before and after, and whether it flipped."""
+    frames = []
+    for r in results:
+        if r.get("failed"):
+            continue
+        before, after = eval_samples(Path(r["run_dir"]), "base"), eval_samples(Path(r["run_dir"]), "final")
+        if before is None or after is None:
+            continue
+        b = before.groupby("problem_id")["correct"].mean().rename("solved before")
+        a = after.groupby("problem_id")["correct"].mean().rename("solved after")
+        df = pd.concat([b, a], axis=1).reset_index()
+        for k in point_keys:
+            df[k] = str(r[k])
+        df["seed"] = r["seed"]
+        df["flip"] = ["fail->pass" if x == 0 and y > 0 else "pass->fail" if x > 0 and y == 0 else ""
+                      for x, y in zip(df["solved before"], df["solved after"])]
+        frames.append(df)
+    cols = [*point_keys, "seed", "problem_id", "solved before", "solved after", "flip"]
+    return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
+
+
+def write_comparison(results: list[dict], point_keys: list[str], out_dir: str | Path) -> dict[str, Path]:
+    """comparison.md / .json, per-run results, learning_curves.png and problems.csv under out_dir."""
+    out = Path(out_dir)
+    rows = summarize_points(results, point_keys)
+    md = markdown_table(rows, point_keys)
+    files = {"table_md": out / "comparison.md", "table_json": out / "comparison.json", "runs": out / "runs.json",
+             "figure": out / "learning_curves.png", "problems": out / "problems.csv", "curves": out / "curves.json"}
+    write_text_atomic(files["table_md"], md)
+    write_text_atomic(files["table_json"], json.dumps(rows, indent=1, default=str))
+    write_text_atomic(files["runs"], json.dumps(results, indent=1, default=str))
+    learning_curves_png(results, point_keys, files["figure"])
+    flips = problem_flips(results, point_keys)
+    with atomic_output(files["problems"]) as tmp:
+        flips.to_csv(tmp, index=False)
+    # DVC plots: one row per (point, step), the same keys in every row
+    curve_rows = [{"point": label, "step": int(step), "reward": float(v)}
+                  for label, df in curves_by_point(results, point_keys).items() for step, v in df["mean"].items()]
+    write_text_atomic(files["curves"], json.dumps(curve_rows, indent=1))
+    return files
