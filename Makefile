@@ -40,9 +40,14 @@ setup-vllm: $(VLLM_VENV)/.installed
 model: setup
 	HF_HUB_OFFLINE=1 $(VENV)/bin/vpd model fetch --params $(PARAMS)
 
-# the whole pipeline (prepare -> evaluate base -> train -> evaluate -> report) with a private dockerd
+# The main job: GRPO vs VPD on the embedded default task (minicode, code run in the sandbox),
+# one seed, 12 steps each, as a sweep: prepare -> evaluate base -> train -> evaluate -> report
+# per algorithm, then one comparison (runs/default/sweep/report.md). docs/results.md has the
+# 3-algorithm x 3-seed version of the same experiment.
+RUN_GRID ?= {"algorithm": ["grpo", "vpd"]}
 run: model system-deps
-	HF_HUB_OFFLINE=1 scripts/with-dockerd.sh $(VENV)/bin/vpd pipeline --params $(PARAMS) $(foreach s,$(SET),--set $(s))
+	HF_HUB_OFFLINE=1 scripts/with-dockerd.sh $(VENV)/bin/vpd sweep --params $(PARAMS) --grid '$(RUN_GRID)' --seeds 0 \
+		--set train.steps=12 $(foreach s,$(SET),--set $(s))
 
 system-deps:
 	scripts/system-deps.sh

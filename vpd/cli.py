@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
                        ("evaluate", "evaluate a checkpoint on the test split"),
                        ("report", "learning curves and a markdown report"),
                        ("pipeline", "prepare -> evaluate base -> train -> evaluate -> report"),
-                       ("sweep", "a grid of overrides -> one pipeline each -> a comparison table")]:
+                       ("sweep", "a grid of overrides x seeds -> one pipeline each -> a comparison table")]:
         cmd = sub.add_parser(name, help=text)
         _params_args(cmd)
         if name == "train":
@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "sweep":
             cmd.add_argument("--grid", default=None, help='JSON {key: [values]} (default: {"algorithm": ["grpo", "sdpo", "vpd"]})')
             cmd.add_argument("--seeds", default=None, help="replicate seeds, e.g. 0,1,2 (default: the params' seed)")
+    compare = sub.add_parser("compare", help="rebuild a sweep's comparison table and figure from its runs")
+    compare.add_argument("sweep_dir", help="a sweep's output directory (<run_dir>/sweep, holding runs.json)")
     ui = sub.add_parser("ui", help="start a local Prefect server (127.0.0.1) and serve the deployments")
     ui.add_argument("--port", type=int, default=4200)
     show = sub.add_parser("params", help="print the validated params as JSON")
@@ -88,6 +90,16 @@ def main(argv: list[str] | None = None) -> int:
             return sandbox_check(args)
         if args.command == "model":
             return model_fetch(args)
+        if args.command == "compare":
+            from vpd_core.compare import recompare
+
+            try:
+                files = recompare(args.sweep_dir)
+            except (OSError, ValueError, KeyError, IndexError) as e:
+                raise VPDError(f"{args.sweep_dir}: not a sweep directory with a readable runs.json ({e})") from None
+            print(files["table_md"].read_text())
+            print(json.dumps({k: str(v) for k, v in files.items()}))
+            return 0
         if args.command == "ui":
             from vpd.ui import serve_ui
 

@@ -184,11 +184,85 @@ def problem_flips(results: list[dict], point_keys: list[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
 
 
+RESULT_KEYS = {"seed", "run_dir", "failed", "steps", *SUMMARY_KEYS, "train reward first quarter"}
+
+
+def recompare(sweep_dir: str | Path) -> dict[str, Path]:
+    """Rebuild a sweep's comparison from its runs.json (e.g. after adding seeds or changing the code)."""
+    sweep_dir = Path(sweep_dir)
+    runs = json.loads((sweep_dir / "runs.json").read_text())
+    point_keys = [k for k in runs[0] if k not in RESULT_KEYS]
+    return write_comparison(runs, point_keys, sweep_dir)
+
+
+PHASES = {"rollouts": ("time/rollout",), "execution (sandbox)": ("time/execution",),
+          "M-step (teacher scoring + update)": ("time/teacher_scoring", "time/update"), "E-step": ("time/estep",),
+          "critiques": ("time/critique",)}
+
+
+def step_times(results: list[dict], point_keys: list[str]) -> list[dict]:
+    """Per grid point: mean seconds per training step and the share of each phase (over all seeds'
+    steps; the E-step's cost is spread over the steps, as it runs every F of them)."""
+    points: dict[str, list[dict]] = {}
+    for r in results:
+        if not r.get("failed"):
+            points.setdefault(", ".join(f"{k}={r[k]}" for k in point_keys), []).extend(
+                read_jsonl(Path(r["run_dir"]) / "metrics.jsonl"))
+    out = []
+    for label, rows in points.items():
+        total = sum(x.get("time/step", 0.0) for x in rows)
+        row = {"point": label, "steps": len(rows), "seconds per step": total / max(len(rows), 1)}
+        for phase, keys in PHASES.items():
+            row[phase] = sum(x.get(k, 0.0) for x in rows for k in keys) / max(total, 1e-9)
+        row["other"] = 1.0 - sum(row[p] for p in PHASES)
+        out.append(row)
+    return out
+
+
+def step_times_markdown(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    cols = ["seconds per step", *PHASES, "other"]
+    lines = ["| point | steps | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 2)]
+    for r in rows:
+        cells = [f"{r['seconds per step']:.1f}", *(f"{100 * r[c]:.0f}%" for c in cols[1:])]
+        lines.append(f"| {r['point']} | {r['steps']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def diagnostics_markdown(results: list[dict], point_keys: list[str]) -> str:
+    """Teacher diagnostics per grid point and measured step: student and teacher pass rate and
+    their gap, mean over seeds (empty when no run measured them)."""
+    acc: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    for r in results:
+        if r.get("failed"):
+            continue
+        label = ", ".join(f"{k}={r[k]}" for k in point_keys)
+        for x in read_jsonl(Path(r["run_dir"]) / "metrics.jsonl"):
+            if "teacher/pass_rate" in x:
+                acc.setdefault((label, int(x["diagnostics/at_step"])), []).append(
+                    (x["student/pass_rate"], x["teacher/pass_rate"]))
+    if not acc:
+        return ""
+    lines = ["| point | at step | runs | student pass rate | teacher pass rate | gap (± 95%) |", "|---|---|---|---|---|---|"]
+    for (label, step), vals in sorted(acc.items()):
+        s, _ = mean_ci([v[0] for v in vals])
+        t, _ = mean_ci([v[1] for v in vals])
+        g, h = mean_ci([v[1] - v[0] for v in vals])
+        gap = f"{g:+.3f}" + ("" if math.isnan(h) else f" ± {h:.3f}")
+        lines.append(f"| {label} | {step} | {len(vals)} | {s:.3f} | {t:.3f} | {gap} |")
+    return "\n".join(lines) + "\n"
+
+
 def write_comparison(results: list[dict], point_keys: list[str], out_dir: str | Path) -> dict[str, Path]:
     """comparison.md / .json, per-run results, learning_curves.png and problems.csv under out_dir."""
     out = Path(out_dir)
     rows = summarize_points(results, point_keys)
-    md = markdown_table(rows, point_keys)
+    md = markdown_table(rows, point_keys) + "\n### Time per training step\n\n" + step_times_markdown(
+        step_times(results, point_keys))
+    diag = diagnostics_markdown(results, point_keys)
+    if diag:
+        md += "\n### Teacher diagnostics (fixed probe set of training problems)\n\n" + diag
     files = {"table_md": out / "comparison.md", "table_json": out / "comparison.json", "runs": out / "runs.json",
              "figure": out / "learning_curves.png", "problems": out / "problems.csv", "curves": out / "curves.json"}
     write_text_atomic(files["table_md"], md)
