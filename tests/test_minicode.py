@@ -60,7 +60,7 @@ def test_every_reference_passes_and_every_wrong_variant_fails(sandbox, generated
     ("tests", 3, "tests: expected list"),
     ("train_tests", 0, "train_tests: expected 1..6"),
     ("fn_name", None, "fn_name: expected str"),
-    ("tests", [{"input": 1, "output": "2"}], "tests[0]"),
+    ("tests", [{"input": 1, "output": "2"}], r"tests\[0\]: expected an object"),
 ])
 def test_malformed_records_name_the_field(tmp_path, generated, field, value, message):
     rec = dict(generated["test"][0], **{field: value})
