@@ -13,7 +13,7 @@ import time
 from .config import CritiqueParams
 from .rollout import RolloutEngine, SamplingParams
 from .sequences import Message, Sample, chat_prompt_ids
-from .teacher import ContextError, _shorten, fill, is_success, strip_thinking
+from .teacher import ContextError, cut_to_fit, fill, is_success, strip_thinking
 
 NO_VERDICT = "(the verifier gave no details)"
 
@@ -27,25 +27,19 @@ def critique_messages(sample: Sample, cp: CritiqueParams, tokenizer) -> list[Mes
         "feedback": sample.feedback.strip() or NO_VERDICT,
     }
 
-    def render() -> tuple[list[Message], list[int]]:
-        msgs = ([{"role": "system", "content": cp.system}] if cp.system else []) + [
-            {"role": "user", "content": fill(cp.template, **parts)}]
-        return msgs, chat_prompt_ids(tokenizer, msgs)
+    def render() -> list[int]:
+        return chat_prompt_ids(tokenizer, messages())
 
-    marker = "\n...(truncated)\n"
-    marker_len = len(tokenizer.encode(marker, add_special_tokens=False))
-    msgs, ids = render()
-    for name in ("attempt", "feedback", "problem"):
-        for _ in range(8):  # token counts are not additive across a cut; re-check a few times
-            over = len(ids) - cp.max_prompt_tokens
-            if over <= 0 or not parts[name]:
-                break
-            parts[name] = _shorten(tokenizer, parts[name], over + marker_len + 2, marker)
-            msgs, ids = render()
-        if len(ids) <= cp.max_prompt_tokens:
-            return msgs
-    raise ContextError(f"feedback.critique.max_prompt_tokens={cp.max_prompt_tokens} is too small: the critique "
-                       f"template and chat header alone take {len(ids)} tokens")
+    def messages() -> list[Message]:
+        return ([{"role": "system", "content": cp.system}] if cp.system else []) + [
+            {"role": "user", "content": fill(cp.template, **parts)}]
+
+    ids, _ = cut_to_fit(tokenizer, parts, ("attempt", "feedback", "problem"), render, cp.max_prompt_tokens,
+                        "\n...(truncated)\n")
+    if ids is None:
+        raise ContextError(f"feedback.critique.max_prompt_tokens={cp.max_prompt_tokens} is too small: the critique "
+                           f"template and chat header alone take {len(render())} tokens")
+    return messages()
 
 
 def write_critiques(engine: RolloutEngine, tokenizer, samples: list[Sample], cp: CritiqueParams,

@@ -142,22 +142,31 @@ def fit_teacher_prompt(
         user = fill(teacher.template, prompt=parts["prompt"], solution=parts["solution"], feedback=parts["feedback"])
         return chat_prompt_ids(tokenizer, [*base, {"role": "user", "content": user}])
 
+    ids, truncated = cut_to_fit(tokenizer, parts, ("feedback", "solution", "prompt"), render, cap, teacher.truncation_marker)
+    if ids is None:
+        raise ContextError(f"teacher.max_prompt_tokens={cap} is too small: the template and chat header alone "
+                           f"take {len(render())} tokens")
+    return ids, truncated
+
+
+def cut_to_fit(tokenizer, parts: dict[str, str], order: tuple[str, ...], render, cap: int, marker: str
+               ) -> tuple[list[int] | None, bool]:
+    """Shorten parts[name] in `order`, each from its end with a marker, until render() (the prompt
+    ids built from `parts`) fits `cap`. -> (ids, whether anything was cut); ids None if it never fits."""
     ids = render()
     truncated = False
-    for name in ("feedback", "solution", "prompt"):
+    marker_len = len(tokenizer.encode(marker, add_special_tokens=False))
+    for name in order:
         for _ in range(8):  # token counts are not additive across a cut; re-check a few times
             over = len(ids) - cap
             if over <= 0 or not parts[name]:
                 break
-            marker_len = len(tokenizer.encode(teacher.truncation_marker, add_special_tokens=False))
-            parts[name] = _shorten(tokenizer, parts[name], over + marker_len + 2, teacher.truncation_marker)
+            parts[name] = _shorten(tokenizer, parts[name], over + marker_len + 2, marker)
             truncated = True
             ids = render()
         if len(ids) <= cap:
             return ids, truncated
-    raise ContextError(
-        f"teacher.max_prompt_tokens={cap} is too small: the template and chat header alone take {len(ids)} tokens"
-    )
+    return None, truncated
 
 
 def build_teacher_contexts(
