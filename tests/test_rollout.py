@@ -96,3 +96,19 @@ def test_stop_strings_end_the_response_at_the_completing_token(model, tok):
     assert got.response_ids == free.response_ids[:n]
     assert got.sampler_logps == pytest.approx(free.sampler_logps[:n], abs=1e-5)
     assert got.finish_reason == "stop"
+
+
+def test_params_past_the_models_positions_are_refused_at_start(tiny_params):
+    """Teacher contexts past max_position_embeddings would be silently garbled on a RoPE model (HF)
+    and refused late by vLLM: the run refuses at start and names the settings."""
+    from vpd_core.config import load_params
+    from vpd_core.loop import Run
+    from vpd_core.rollout import longest_sequence
+
+    p = load_params(tiny_params, ["teacher.max_prompt_tokens=4090", "rollout.max_new_tokens=8"])
+    assert p.diagnostics.every and longest_sequence(p) == 4098  # diagnostics sample from teacher contexts
+    with pytest.raises(ValueError, match=r"4098 tokens .*max_position_embeddings=4096.*teacher.max_prompt_tokens"):
+        Run(p)
+    # grpo has no teacher context: the same numbers fit when nothing samples from one
+    ok = load_params(tiny_params, ["algorithm=grpo", "teacher.max_prompt_tokens=4090", "diagnostics.every=0"])
+    Run(ok)

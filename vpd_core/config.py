@@ -103,7 +103,7 @@ class VLLMParams(_Section):
     """The colocated vLLM engine (rollout.backend: vllm); see vpd_core.rollout_vllm."""
 
     gpu_memory_utilization: float = Field(0.4, gt=0, le=1, description="share of GPU memory the engine may take")
-    max_model_len: int | None = Field(None, ge=32, description="null = max_prompt_tokens + the longest max_new_tokens")
+    max_model_len: int | None = Field(None, ge=32, description="null = the longest prompt + completion the params allow (rollout.longest_sequence)")
     enforce_eager: bool = False  # true skips CUDA graphs: slower sampling, faster start
     sleep: bool = True  # release weights and KV cache during the update where the platform can (CUDA)
 

@@ -31,7 +31,7 @@ from .data.sciknoweval import split_by_domain
 from .distributed import SINGLE, Dist
 from .fileio import read_jsonl, write_jsonl_atomic, write_text_atomic
 from .models import load_model, load_tokenizer, resolve_model_path
-from .rollout import SamplingParams, make_engine
+from .rollout import SamplingParams, check_fits_model, make_engine
 from .sequences import Rollout, Sample, chat_prompt_ids
 from .trainer import Trainer
 
@@ -152,6 +152,7 @@ class Run:
         self.tok = load_tokenizer(path, params.model.chat_template_kwargs)
         self.model = load_model(path, params.model.dtype, dist.device if dist.world > 1 else params.model.device)
         self.model.train()
+        check_fits_model(params, self.model)
         self.trainer = Trainer(self.model, self.tok, params, dist)
         latest = latest_checkpoint(self.ckpt_dir)
         if latest is not None:

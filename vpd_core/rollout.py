@@ -70,8 +70,7 @@ def make_engine(params, model, tokenizer, model_path, dist: Dist = SINGLE) -> Ro
         tokenizer,
         stop_token_ids(tokenizer, model),
         dtype=params.model.dtype,
-        max_model_len=v.max_model_len or longest_prompt(params) + max(r.max_new_tokens, params.eval.max_new_tokens,
-                                                                       params.feedback.critique.max_new_tokens),
+        max_model_len=v.max_model_len or longest_sequence(params),
         gpu_memory_utilization=v.gpu_memory_utilization,
         enforce_eager=v.enforce_eager,
         sleep=v.sleep,
@@ -80,15 +79,32 @@ def make_engine(params, model, tokenizer, model_path, dist: Dist = SINGLE) -> Ro
     )
 
 
-def longest_prompt(params) -> int:
-    """The longest prompt the policy's engine may get: rollouts, and teacher contexts (diagnostics)
-    and critique prompts where those are on."""
-    n = params.rollout.max_prompt_tokens
+def longest_sequence(params) -> int:
+    """The longest prompt + completion the policy's engine may be asked for: rollouts and evaluation,
+    teacher contexts (diagnostics sample from them), and critiques when the policy writes them."""
+    r = params.rollout
+    n = r.max_prompt_tokens + max(r.max_new_tokens, params.eval.max_new_tokens)
     if params.diagnostics.every:
-        n = max(n, params.teacher.max_prompt_tokens)
-    if "critique" in params.feedback.sources and params.feedback.critique.model_path is None:
-        n = max(n, params.feedback.critique.max_prompt_tokens)
+        n = max(n, params.teacher.max_prompt_tokens + r.max_new_tokens)
+    c = params.feedback.critique
+    if "critique" in params.feedback.sources and c.model_path is None:
+        n = max(n, c.max_prompt_tokens + c.max_new_tokens)
     return n
+
+
+def check_fits_model(params, model) -> None:
+    """A sequence past the model's positions is garbage on RoPE models and an error in vLLM, found late:
+    refuse at start, naming the params that make it."""
+    limit = getattr(model.config, "max_position_embeddings", None)
+    need = longest_sequence(params)
+    if params.algorithm != "grpo":  # the trainer scores every rollout under the teacher context too
+        need = max(need, params.teacher.max_prompt_tokens + params.rollout.max_new_tokens)
+    if limit is not None and need > limit:
+        raise ValueError(
+            f"params ask for sequences of up to {need} tokens but the model at {params.model.path} has "
+            f"max_position_embeddings={limit}: lower rollout.max_prompt_tokens / teacher.max_prompt_tokens / "
+            f"feedback.critique.max_prompt_tokens or the max_new_tokens settings"
+        )
 
 
 class HFRolloutEngine:
