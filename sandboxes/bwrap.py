@@ -25,26 +25,34 @@ def bwrap_supports(flag: str) -> bool:
 class BwrapSandbox(Sandbox):
     """One `bwrap` per program (~6 ms): new user, pid, net, ipc, uts, cgroup namespaces, the
     supervisor as PID 1 (so the program cannot signal it; bubblewrap installs no reaper); only
-    /usr and the supervisor visible (read-only); empty environment; fresh /tmp; uid 1000.
+    /usr and the supervisor visible (read-only); read-only /dev; empty environment; fresh
+    size-capped /tmp and /dev/shm; uid 1000.
     Memory, CPU, file size and process count are rlimits set by the supervisor per program."""
 
     backend = "bwrap"
 
-    def __init__(self, python: str = "/usr/bin/python3", tmp_size_mb: int = 64, concurrency: int | None = None):
+    def __init__(self, python: str = "/usr/bin/python3", tmp_size_mb: int = 64, shm_size_mb: int = 64,
+                 concurrency: int | None = None):
         super().__init__(concurrency)
         if shutil.which("bwrap") is None:
             raise SandboxError("bwrap: bubblewrap is not installed (Debian package 'bubblewrap')")
         self.python = python
-        size = ["--size", str(tmp_size_mb << 20)] if bwrap_supports("--size") else []
-        if not size:
-            log.warning("bwrap < 0.9: /tmp cannot be size-capped; files are limited by RLIMIT_FSIZE only")
+        if bwrap_supports("--size"):
+            tmp = ["--size", str(tmp_size_mb << 20), "--tmpfs", "/tmp"]
+            shm = ["--size", str(shm_size_mb << 20), "--tmpfs", "/dev/shm"]
+        else:
+            log.warning("bwrap without --size: /tmp is capped by RLIMIT_FSIZE per file only, and /dev/shm stays "
+                        "read-only (no POSIX shared memory for programs)")
+            tmp, shm = ["--tmpfs", "/tmp"], []
         self.prefix = [
             "bwrap", "--unshare-all", "--as-pid-1", "--die-with-parent", "--new-session",
             "--ro-bind", "/usr", "/usr",
             "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
             "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
             "--ro-bind", str(RUNTIME_DIR), "/opt/sandbox",
-            "--proc", "/proc", "--dev", "/dev", *size, "--tmpfs", "/tmp",
+            # /dev is a tmpfs that uid 1000 owns: read-only, or files there would hold host memory
+            # without limit; /dev/shm (multiprocessing's semaphores) a capped tmpfs of its own
+            "--proc", "/proc", "--dev", "/dev", *shm, "--remount-ro", "/dev", *tmp,
             "--uid", "1000", "--gid", "1000", "--hostname", "sandbox",
             "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--chdir", "/tmp",
             self.python, "-I", "/opt/sandbox/supervisor.py", "--once",

@@ -30,7 +30,7 @@ REPLACE_AFTER_STATUSES = {"timeout", "memory_limit", "output_limit"}
 
 
 class _Container:
-    def __init__(self, client, image: str, memory_mb: int, pids: int, cpus: float, tmp_mb: int):
+    def __init__(self, client, image: str, memory_mb: int, pids: int, cpus: float, tmp_mb: int, shm_mb: int):
         self.client = client
         self.container = client.containers.run(
             image,
@@ -48,7 +48,12 @@ class _Container:
             pids_limit=pids,
             nano_cpus=int(cpus * 1e9),
             environment={},  # nothing from the host environment reaches the sandbox
-            ipc_mode="private",
+            ipc_mode="private",  # the container's own IPC objects, wiped by the supervisor after every program
+            shm_size=f"{shm_mb}m",
+            # System V shared memory lives outside any address space (RLIMIT_AS never sees it) and
+            # outlives its process: capped at a quarter of the container, so a program that fills it
+            # cannot leave the supervisor without memory (the memory cgroup would then kill it)
+            sysctls={"kernel.shmmax": str(sysv_bytes := (memory_mb << 20) // 4), "kernel.shmall": str(sysv_bytes // 4096)},
             labels={LABEL: str(os.getpid())},  # the owner: swept at exit if close() was never called
         )
         self.sock = client.api.attach_socket(self.container.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
@@ -108,6 +113,7 @@ class DockerSandbox(Sandbox):
         pids: int = 128,
         cpus: float = 1.0,
         tmp_mb: int = 64,
+        shm_mb: int = 64,
         retries: int = 2,
         recycle_after: int = 500,
         client=None,
@@ -121,7 +127,7 @@ class DockerSandbox(Sandbox):
         except Exception as e:  # noqa: BLE001
             raise SandboxError(f"docker: no engine reachable ({e}); start one (scripts/dockerd.sh) or use bwrap") from None
         self.image = image or ensure_image(self.client, base_image)
-        self.spec = dict(memory_mb=memory_mb, pids=pids, cpus=cpus, tmp_mb=tmp_mb)
+        self.spec = dict(memory_mb=memory_mb, pids=pids, cpus=cpus, tmp_mb=tmp_mb, shm_mb=shm_mb)
         self.retries = retries
         self.recycle_after = recycle_after
         self.idle: queue.Queue[_Container] = queue.Queue()

@@ -40,12 +40,19 @@ CHANNEL_LIMIT = 8 << 20  # bytes a runner may send us in total (its frames plus 
 EXCERPT = 1000
 
 
+LIBC = ctypes.CDLL(None, use_errno=True)
+PR_SET_DUMPABLE = 4
+IPC_RMID = 0
+
+
+def _prctl(option, value):
+    if LIBC.prctl(option, value, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), f"prctl({option}, {value}) failed")
+
+
 def harden():
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 0
-    except (OSError, AttributeError):
-        pass
+    _prctl(PR_SET_DUMPABLE, 0)
 
 
 def excerpt(text, limit=EXCERPT):
@@ -130,11 +137,12 @@ def _limits(memory_mb, cpu_s):
         resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 20, 16 << 20))
         resource.setrlimit(resource.RLIMIT_NPROC, (64, 64))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        try:
-            with open("/proc/self/oom_score_adj", "w") as f:
-                f.write("1000")  # under memory pressure the program dies, never the supervisor
-        except OSError:
-            pass
+        # Under memory pressure the program dies, never the supervisor. The fork inherited our
+        # non-dumpable flag, which makes /proc/self/* root-owned and unwritable: become dumpable
+        # first (the exec that follows would reset the flag anyway; no program code runs before it).
+        _prctl(PR_SET_DUMPABLE, 1)
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
 
     return preexec
 
@@ -236,6 +244,28 @@ def remove_tree(path, keep_root=False):
 
 def wipe(path):
     remove_tree(path, keep_root=True)
+
+
+def wipe_ipc():
+    """Remove every IPC object a program left: System V shared memory, message queues and
+    semaphore sets, POSIX message queues and /dev/shm (POSIX shared memory and semaphores).
+    A warm container keeps one IPC namespace for all its programs: a leftover would let a later
+    program read an earlier one's data (its answers), or find memory or /dev/shm already full."""
+    removers = {"shm": lambda i: LIBC.shmctl(i, IPC_RMID, None), "msg": lambda i: LIBC.msgctl(i, IPC_RMID, None),
+                "sem": lambda i: LIBC.semctl(i, 0, IPC_RMID, 0)}
+    for kind, remove in removers.items():
+        try:
+            with open(f"/proc/sysvipc/{kind}") as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:  # "key id perms ...": everything in our namespace is the program's
+            fields = row.split()
+            if len(fields) > 1 and fields[1].isdigit():
+                remove(int(fields[1]))
+    for directory in ("/dev/shm", "/dev/mqueue"):  # unlink on the mqueue filesystem is mq_unlink
+        if os.path.isdir(directory):
+            wipe(directory)
 
 
 class Attempt:
@@ -394,6 +424,7 @@ def run_job(job, isolated=True):
         remove_tree(scratch)
         if isolated:
             wipe("/tmp")
+            wipe_ipc()
 
 
 # ----------------------------------------------------------------------------- entry points
