@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
 
 from .base import RUNTIME_DIR, Sandbox, host_timeout, parse_result
+from .seccomp import filter_program
 from .types import ExecResult, Job, SandboxError
 
 log = logging.getLogger(__name__)
@@ -26,7 +28,7 @@ class BwrapSandbox(Sandbox):
     """One `bwrap` per program (~6 ms): new user, pid, net, ipc, uts, cgroup namespaces, the
     supervisor as PID 1 (so the program cannot signal it; bubblewrap installs no reaper); only
     /usr and the supervisor visible (read-only); read-only /dev; empty environment; fresh
-    size-capped /tmp and /dev/shm; uid 1000.
+    size-capped /tmp and /dev/shm; uid 1000; a seccomp filter (sandboxes/seccomp.py).
     Memory, CPU, file size and process count are rlimits set by the supervisor per program."""
 
     backend = "bwrap"
@@ -55,16 +57,26 @@ class BwrapSandbox(Sandbox):
             "--proc", "/proc", "--dev", "/dev", *shm, "--remount-ro", "/dev", *tmp,
             "--uid", "1000", "--gid", "1000", "--hostname", "sandbox",
             "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--chdir", "/tmp",
-            self.python, "-I", "/opt/sandbox/supervisor.py", "--once",
         ]
+        self.command = [self.python, "-I", "/opt/sandbox/supervisor.py", "--once"]
+        try:
+            self.seccomp = filter_program()
+        except ValueError as e:
+            raise SandboxError(f"bwrap: {e}") from None
 
     def run(self, job: Job) -> ExecResult:
-        return self._run(self.prefix, job)
+        read, write = os.pipe()  # bwrap reads the filter from a descriptor, once per sandbox
+        try:
+            os.write(write, self.seccomp)
+            os.close(write)
+            return self._run([*self.prefix, "--seccomp", str(read), *self.command], job, pass_fds=(read,))
+        finally:
+            os.close(read)
 
-    def _run(self, cmd: list[str], job: Job) -> ExecResult:
+    def _run(self, cmd: list[str], job: Job, pass_fds: tuple[int, ...] = ()) -> ExecResult:
         try:
             proc = subprocess.run(cmd, input=json.dumps(job.to_wire()), capture_output=True, text=True,
-                                  timeout=host_timeout(job), env={})
+                                  timeout=host_timeout(job), env={}, pass_fds=pass_fds)
         except subprocess.TimeoutExpired:
             raise SandboxError(f"{self.backend}: supervisor did not answer in {host_timeout(job):.0f} s") from None
         except OSError as e:
@@ -86,3 +98,6 @@ class RlimitSandbox(BwrapSandbox):
             raise SandboxError("rlimit: plain rlimits are not isolation; pass allow_unsafe=True to use them")
         log.warning("rlimit sandbox: programs run WITHOUT isolation (network, files and processes are reachable)")
         self.prefix = [sys.executable, "-I", str(RUNTIME_DIR / "supervisor.py"), "--once", "--unisolated"]
+
+    def run(self, job: Job) -> ExecResult:
+        return self._run(self.prefix, job)

@@ -2,6 +2,8 @@
 supervisor (issue 17, points 3-4). Real dockerd and real bubblewrap; each test uses a sandbox of
 one slot, so on Docker every program runs in the same warm container, one after another."""
 
+import errno
+
 import pytest
 
 from sandboxes import Job, make_sandbox
@@ -14,9 +16,10 @@ libc = ctypes.CDLL(None, use_errno=True)
 libc.shmat.restype = ctypes.c_void_p
 IPC_CREAT = 0o1000
 shm = libc.shmget(4242, 1 << 20, IPC_CREAT | 0o666)
-addr = libc.shmat(shm, None, 0)
-ctypes.memmove(addr, b"ANSWER-SYSV", 11)
-libc.shmdt(ctypes.c_void_p(addr))
+if shm >= 0:
+    addr = libc.shmat(shm, None, 0)
+    ctypes.memmove(addr, b"ANSWER-SYSV", 11)
+    libc.shmdt(ctypes.c_void_p(addr))
 msg = libc.msgget(4243, IPC_CREAT | 0o666)
 buf = ctypes.create_string_buffer(struct_len := 8 + 16)
 ctypes.memmove(buf, (1).to_bytes(8, "little") + b"ANSWER-MSG", 18)
@@ -51,7 +54,8 @@ def one_slot(request):
 
 
 def test_ipc_objects_do_not_survive_into_the_next_program(one_slot):
-    planted = one_slot.run(Job(code=PLANT, tests=[{"input": "", "output": "True True True True"}]))
+    made = "False True True True" if one_slot.backend == "bwrap" else "True True True True"  # bwrap refuses shmget
+    planted = one_slot.run(Job(code=PLANT, tests=[{"input": "", "output": made}]))
     assert planted.passed, planted.tests[0]  # the planting itself worked, so the reader's [] means something
     read = one_slot.run(Job(code=READ, tests=[{"input": "", "output": "[]"}]))
     assert read.passed, read.tests[0].output
@@ -100,3 +104,61 @@ print(held)
         after = sb.run(Job(code=READ.replace("4242", "1"), tests=[{"input": "", "output": "[]"}]))
         assert after.passed, after.tests[0]
     assert "replacing the container" not in caplog.text
+
+
+def probe_syscalls(names):
+    """A program that calls each syscall (namespace flags where it takes flags) and prints
+    [(name, errno or 0)]; a clone that succeeds exits its child at once."""
+    from sandboxes.seccomp import CLONE_NAMESPACES, syscall_numbers
+
+    calls = [(n, syscall_numbers()[n]) for n in names]
+    return f"""
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+out = []
+for name, nr in {calls!r}:
+    ctypes.set_errno(0)
+    flags = 0x10000000 if name == "unshare" else ({CLONE_NAMESPACES} | 17) if name == "clone" else 0
+    r = libc.syscall(nr, flags, 0, 0, 0, 0)
+    if name == "clone" and r == 0:
+        os._exit(0)
+    out.append((name, ctypes.get_errno() if r == -1 else 0))
+print(out)
+"""
+
+
+# What Docker's default profile refuses an unprivileged container; bubblewrap must refuse it too
+DOCKER_REFUSES = ("mount", "umount2", "pivot_root", "unshare", "setns", "keyctl", "add_key", "request_key", "bpf",
+                  "perf_event_open", "userfaultfd")
+
+
+def test_both_backends_refuse_the_kernel_surface_dockers_profile_refuses(sandbox):
+    result = sandbox.run(Job(code=probe_syscalls(DOCKER_REFUSES), tests=[{"input": "", "output": "x"}]))
+    assert result.tests[0].output.strip() == str([(n, errno.EPERM) for n in DOCKER_REFUSES])
+
+
+def test_bwrap_refuses_memory_outside_rlimits_and_namespaces_in_clone():
+    """Without a memory cgroup per program, memfd and System V segments would hold host memory
+    past RLIMIT_AS: refused. clone with namespace flags is refused, clone3 says ENOSYS (the C
+    library falls back to clone); plain fork, threads and multiprocessing still work."""
+    from sandboxes.seccomp import DENIED
+
+    names = (*DENIED, "clone", "clone3")
+    code = probe_syscalls(names) + ("import multiprocessing, subprocess, threading\n"
+                                    "t = threading.Thread(target=print, args=('thread',)); t.start(); t.join()\n"
+                                    "print(subprocess.run(['echo', 'child'], capture_output=True, text=True).stdout.strip())\n"
+                                    "with multiprocessing.Lock():\n    print('lock')")
+    expected = [(n, errno.ENOSYS if n == "clone3" else errno.EPERM) for n in names]
+    with make_sandbox("bwrap", concurrency=1) as sb:
+        result = sb.run(Job(code=code, tests=[{"input": "", "output": "x"}]))
+    assert result.tests[0].output.split("\n")[:4] == [str(expected), "thread", "child", "lock"], result.tests[0]
+
+
+def test_the_filter_is_built_per_architecture():
+    from sandboxes.seccomp import filter_program
+
+    for machine in ("x86_64", "aarch64"):
+        program = filter_program(machine)
+        assert len(program) % 8 == 0 and len(program) // 8 < 64
+    with pytest.raises(ValueError, match="no seccomp filter for riscv64"):
+        filter_program("riscv64")
