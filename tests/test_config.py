@@ -79,7 +79,7 @@ def test_bad_overrides_name_the_key(override, expected):
 
 
 def test_missing_file():
-    with pytest.raises(ParamsError, match="nope.yaml: file not found"):
+    with pytest.raises(ParamsError, match="nope.yaml: no such params file"):
         load_params("nope.yaml")
 
 

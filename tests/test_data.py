@@ -305,7 +305,7 @@ def test_inspect_embedded_and_malformed(tmp_path):
     assert r.returncode == 0 and out["records"] == 1 and out["skipped"] == 2
     assert out["skipped_records"] == [f"{f}:2: answer: missing field", f"{f}:3: problem: missing field"]
     r = inspect(str(tmp_path / "none.jsonl"), "--source", "math500")
-    assert r.returncode == 2 and "cannot read" in r.stderr
+    assert r.returncode == 2 and "none.jsonl: no such data file" in r.stderr
 
 
 def test_grade_text_for_mcq_and_math():

@@ -105,10 +105,10 @@ def test_params_past_the_models_positions_are_refused_at_start(tiny_params):
     from vpd_core.loop import Run
     from vpd_core.rollout import longest_sequence
 
-    p = load_params(tiny_params, ["teacher.max_prompt_tokens=4090", "rollout.max_new_tokens=8"])
-    assert p.diagnostics.every and longest_sequence(p) == 4098  # diagnostics sample from teacher contexts
-    with pytest.raises(ValueError, match=r"4098 tokens .*max_position_embeddings=4096.*teacher.max_prompt_tokens"):
+    p = load_params(tiny_params, ["teacher.max_prompt_tokens=40960", "rollout.max_new_tokens=8"])
+    assert p.diagnostics.every and longest_sequence(p) == 40968  # diagnostics sample from teacher contexts
+    with pytest.raises(ValueError, match=r"40968 tokens .*max_position_embeddings=40960.*teacher.max_prompt_tokens"):
         Run(p)
     # grpo has no teacher context: the same numbers fit when nothing samples from one
-    ok = load_params(tiny_params, ["algorithm=grpo", "teacher.max_prompt_tokens=4090", "diagnostics.every=0"])
+    ok = load_params(tiny_params, ["algorithm=grpo", "teacher.max_prompt_tokens=40960", "diagnostics.every=0"])
     Run(ok)

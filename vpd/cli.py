@@ -14,7 +14,25 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one `error:` line and exit status 2, like every other bad input."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text!r}")
+    return value
 
 
 def _params_args(p: argparse.ArgumentParser) -> None:
@@ -24,8 +42,8 @@ def _params_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vpd", description="Variational Policy Distillation experiments")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="vpd", description="Variational Policy Distillation experiments")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, text in [("prepare", "fetch the model, write the train/test problems"),
                        ("train", "train (resumes from the run directory's latest checkpoint)"),
                        ("evaluate", "evaluate a checkpoint on the test split"),
@@ -48,22 +66,22 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("params", help="print the validated params as JSON")
     _params_args(show)
     model = sub.add_parser("model", help="model utilities")
-    model_sub = model.add_subparsers(dest="model_command", required=True)
+    model_sub = model.add_subparsers(dest="model_command", required=True, parser_class=_Parser)
     fetch = model_sub.add_parser("fetch", help="fetch and convert the embedded default model")
     fetch.add_argument("--cache-dir", default=None, help="where the embedded default is kept (default: model.cache_dir)")
     fetch.add_argument("--params", default=None, help="resolve model.path from a params file (and --set overrides)")
     fetch.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     fetch.add_argument("--out", default=None, help="write {path, sha256 of the weights} here (the DVC stage's output)")
     sandbox = sub.add_parser("sandbox", help="run code in the sandbox")
-    sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True)
+    sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True, parser_class=_Parser)
     check = sandbox_sub.add_parser("check", help="grade one program on one LiveCodeBench problem; prints one JSON object")
     check.add_argument("--problem", required=True, help="one code_generation_lite record (JSON)")
     check.add_argument("--code", required=True, help="the program (a .py file)")
     check.add_argument("--backend", choices=["docker", "bwrap"], default="docker")
     check.add_argument("--stop-at-first-failure", action="store_true", help="the official evaluation's early exit")
-    check.add_argument("--time-limit", type=float, default=6.0, help="seconds per test (default 6)")
+    check.add_argument("--time-limit", type=_seconds, default=6.0, help="seconds per test (default 6)")
     data = sub.add_parser("data", help="dataset utilities")
-    data_sub = data.add_subparsers(dest="data_command", required=True)
+    data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
     inspect = data_sub.add_parser("inspect", help="read a benchmark file; print one JSON summary")
     inspect.add_argument("file", help="a JSONL/JSON file (or a directory of LiveCodeBench shards)")
     inspect.add_argument("--source", required=True, choices=["livecodebench", "sciknoweval", "math500", "minicode"])
@@ -76,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    from sandboxes import SandboxError
     from vpd_core.config import load_params
     from vpd_core.errors import VPDError
 
@@ -114,9 +133,11 @@ def main(argv: list[str] | None = None) -> int:
             return train_plain(args, params)
         return run_flow(args)
     except VPDError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print("error: " + " ".join(str(e).split()), file=sys.stderr)  # one line, whatever the message held
         return 2
-    return 1
+    except SandboxError as e:  # the environment (no engine, no bubblewrap), not the input
+        print("error: sandbox: " + " ".join(str(e).split()), file=sys.stderr)
+        return 1
 
 
 def train_plain(args, params) -> int:
@@ -207,8 +228,10 @@ def sweep_args(grid: str | None, seeds: str | None) -> tuple[dict | None, list[i
     if grid is not None:
         try:
             parsed_grid = json.loads(grid)
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, RecursionError) as e:
             raise VPDError(f"--grid: not valid JSON: {e}") from None
+        if not isinstance(parsed_grid, dict):
+            raise VPDError(f'--grid: expected a JSON object {{"key": [values]}}, got {type(parsed_grid).__name__}')
     parsed_seeds = None
     if seeds is not None:
         try:
@@ -225,25 +248,20 @@ def load_seed(args) -> int:
 
 
 def sandbox_check(args) -> int:
-    from pathlib import Path
-
     from sandboxes import SandboxError, make_sandbox
     from sandboxes.feedback import feedback_text
     from sandboxes.lcb import job_from_record
     from vpd_core.errors import VPDError
+    from vpd_core.fileio import read_text_input
 
-    def read(path: str, what: str) -> str:
-        try:
-            return Path(path).read_text()
-        except OSError as e:
-            raise VPDError(f"{path}: cannot read {what}: {e.strerror}") from None
-
-    text = read(args.problem, "the problem")
+    text = read_text_input(args.problem, "problem file")
     try:
         record = json.loads(text)
     except json.JSONDecodeError as e:
         raise VPDError(f"{args.problem}: not valid JSON: {e}") from None
-    code = read(args.code, "the program")
+    except RecursionError:
+        raise VPDError(f"{args.problem}: not valid JSON: nested too deep") from None
+    code = read_text_input(args.code, "program file")
     try:
         job = job_from_record(record, code, stop_at_first_failure=args.stop_at_first_failure,
                               time_limit_s=args.time_limit)

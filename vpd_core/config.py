@@ -7,6 +7,7 @@ time with the dotted key in the message, before any work starts.
 from __future__ import annotations
 
 import copy
+import reprlib
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import VPDError
+from .fileio import read_text_input
 
 
 class ParamsError(VPDError):
@@ -22,7 +24,8 @@ class ParamsError(VPDError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: an infinite learning rate or time limit is a typo, never a setting
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class ModelParams(_Section):
@@ -154,6 +157,13 @@ class OptimParams(_Section):
     lr: float = Field(1e-5, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     betas: tuple[float, float] = (0.9, 0.999)
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_unit_interval(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(0 <= b < 1 for b in v):
+            raise ValueError(f"Adam's betas must lie in [0, 1), got {v}")
+        return v
     eps: float = Field(1e-8, gt=0)
     grad_clip: float | None = Field(1.0, gt=0)
     warmup_steps: int = Field(0, ge=0)
@@ -284,7 +294,7 @@ class DiagnosticsParams(_Section):
 
 
 class Params(_Section):
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**32, description="numpy and vLLM seeds are 32-bit")
     algorithm: Literal["vpd", "sdpo", "grpo", "hybrid"] = "vpd"
     run_dir: str = "runs/default"
     model: ModelParams = ModelParams()
@@ -347,9 +357,9 @@ def _format_errors(err: ValidationError, source: str) -> str:
             lines.append(f"{source}: unknown key '{key}'")
         else:
             got = e.get("input")
-            shown = "" if isinstance(got, dict) else f" (got {got!r})"
+            shown = "" if isinstance(got, dict) else f" (got {reprlib.repr(got)})"  # bounded: values may nest deep
             lines.append(f"{source}: {key}: {e['msg']}{shown}")
-    return "\n".join(lines)
+    return "; ".join(lines)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -361,9 +371,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         key, text = item.split("=", 1)
         key = key.strip()
         try:
-            value = yaml.safe_load(text) if text.strip() else ""
-        except yaml.YAMLError as e:
-            raise ParamsError(f"override '{key}': value is not valid YAML: {e}") from None
+            value = parse_yaml(text) if text.strip() else ""
+        except (yaml.YAMLError, RecursionError) as e:
+            raise ParamsError(f"override '{key}': value is not valid YAML: {_yaml_message(e)}") from None
         parts = key.split(".")
         node: Any = out
         schema: Any = Params
@@ -395,13 +405,52 @@ def load_params(path: str | Path | None = "params.yaml", overrides: list[str] = 
     if path is not None:
         path = Path(path)
         source = str(path)
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError:
-            raise ParamsError(f"{path}: file not found") from None
-        except yaml.YAMLError as e:
-            raise ParamsError(f"{path}: not valid YAML: {e}") from None
-        if not isinstance(raw, dict):
-            raise ParamsError(f"{path}: top level must be a mapping")
+        raw = read_params_file(path)
     raw = apply_overrides(raw, list(overrides))
     return parse_params(raw, source=source + (" (with overrides)" if overrides else ""))
+
+
+def read_params_file(path: Path) -> dict[str, Any]:
+    text = read_text_input(path, "params file", ParamsError)
+    try:
+        raw = parse_yaml(text) or {}
+    except (yaml.YAMLError, RecursionError) as e:
+        raise ParamsError(f"{path}: not valid YAML: {_yaml_message(e)}") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: top level must be a mapping")
+    return raw
+
+
+class _ParamsLoader(yaml.SafeLoader):
+    """Safe YAML without aliases (a 363-byte alias bomb expands to gigabytes) or duplicate keys
+    (the second silently wins in plain YAML)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.constructor.ConstructorError(None, None, "YAML aliases (*name) are not allowed in params", mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:
+                raise yaml.constructor.ConstructorError(None, None, f"unhashable key {reprlib.repr(key)}",
+                                                        key_node.start_mark) from None
+            if duplicate:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key '{key}'", key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
+def parse_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_ParamsLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def _yaml_message(e: Exception) -> str:
+    if isinstance(e, RecursionError):
+        return "nested too deep"
+    return " ".join(str(e).split())  # PyYAML's messages span lines; ours are one line

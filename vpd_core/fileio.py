@@ -1,4 +1,5 @@
-"""Atomic file writes: write a temporary file beside the target, then rename over it."""
+"""Atomic file writes (a temporary file beside the target, then a rename), and input reads that
+fail with one clear error naming the file."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+from .errors import VPDError
 
 
 @contextmanager
@@ -50,3 +53,21 @@ def read_jsonl(path: str | Path) -> list[dict]:
             except json.JSONDecodeError as e:
                 raise ValueError(f"{path}:{n}: not valid JSON: {e}") from None
     return rows
+
+
+def read_text_input(path: str | Path, what: str = "file", error: type[VPDError] = VPDError) -> str:
+    """A UTF-8 text input. Unreadable, a directory, or not UTF-8 (binary, Latin-1, UTF-16):
+    `error` naming the path and, for bad bytes, the first offending byte and its offset."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise error(f"{path}: no such {what}") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a directory, expected a {what}") from None
+    except OSError as e:
+        raise error(f"{path}: cannot read the {what}: {e.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise error(f"{path}: the {what} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})") from None

@@ -9,6 +9,7 @@ directory once; later runs load that directory (~2.5 s).
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import shutil
@@ -21,6 +22,7 @@ from pathlib import Path
 import torch
 
 from .errors import VPDError
+from .fileio import read_text_input
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub; local directories only
 
@@ -46,7 +48,48 @@ def resolve_model_path(path: str, cache_dir: str | Path = "models") -> Path:
     p = Path(path)
     if not (p / "config.json").is_file():
         raise ModelError(f"{p}: not a Hugging Face model directory (no config.json)")
+    check_model_dir(p)
     return p
+
+
+def check_model_dir(path: Path) -> None:
+    """Fail early, naming the file, on a broken config or truncated weights (transformers would fail
+    later, deep in a stack trace, or on a truncated file sometimes not at all)."""
+    config_file = path / "config.json"
+    try:
+        config = json.loads(read_text_input(config_file, "model config", ModelError))
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise ModelError(f"{config_file}: not valid JSON ({e})") from None
+    if not isinstance(config, dict):
+        raise ModelError(f"{config_file}: expected a JSON object")
+    weights = sorted(path.glob("*.safetensors"))
+    if not weights and not any(path.glob("pytorch_model*.bin")):
+        raise ModelError(f"{path}: no weights (*.safetensors or pytorch_model*.bin)")
+    for f in weights:
+        check_safetensors(f)
+
+
+def check_safetensors(file: Path) -> None:
+    """The header is a little-endian u64 length, then that much JSON naming every tensor's byte range;
+    the file must hold every range it names."""
+    size = file.stat().st_size
+    with open(file, "rb") as fh:
+        head = fh.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if n < 2 or 8 + n > size:
+            raise ModelError(f"{file}: truncated or not a safetensors file (header of {n} bytes in a {size}-byte file)")
+        try:
+            header = json.loads(fh.read(n))
+        except (ValueError, RecursionError) as e:
+            raise ModelError(f"{file}: unreadable safetensors header ({e})") from None
+    if not isinstance(header, dict):
+        raise ModelError(f"{file}: unreadable safetensors header (not a JSON object)")
+    try:
+        ends = [int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"]
+    except (TypeError, KeyError, IndexError, ValueError):
+        raise ModelError(f"{file}: unreadable safetensors header (a tensor without data_offsets)") from None
+    if max(ends, default=0) > size - 8 - n:
+        raise ModelError(f"{file}: truncated: tensors need {max(ends)} bytes of data, the file holds {size - 8 - n}")
 
 
 def ensure_embedded_model(cache_dir: str | Path = "models") -> Path:

@@ -54,7 +54,7 @@ def tiny_model(vocab_size: int, seed: int = 0, eos_token_id: int | None = None, 
         num_attention_heads=2,
         num_key_value_heads=1,
         head_dim=32,
-        max_position_embeddings=4096,  # room for params.yaml's 2048-token teacher contexts
+        max_position_embeddings=40960,  # Qwen3's: room for every preset's teacher contexts
         tie_word_embeddings=True,
         eos_token_id=eos_token_id,
         pad_token_id=pad_token_id,

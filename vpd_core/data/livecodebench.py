@@ -34,6 +34,9 @@ for _n in range(1, 7):
     RELEASES[f"v{_n}"] = ["test.jsonl" if _n == 1 else f"test{_n}.jsonl"]
 PAPER_V6_WINDOW = (date(2025, 2, 1), date(2025, 5, 1))  # [start, end): the paper's 131 problems
 PLATFORMS = ("leetcode", "codeforces", "atcoder")
+# The largest private-test blob in the released shards decompresses to well under this; a crafted
+# 1.4 MB blob would otherwise expand to gigabytes
+MAX_TESTS_BYTES = 256 << 20
 DIFFICULTIES = ("easy", "medium", "hard")
 
 
@@ -49,20 +52,34 @@ def decode_tests(blob, field: str = "private_test_cases") -> list[dict]:
     if blob in ("", None):
         return []
     try:
-        return json.loads(blob)
+        plain = json.loads(blob)
     except (json.JSONDecodeError, TypeError):
         pass
+    except RecursionError:
+        raise RecordError(field, "JSON nested too deep") from None
+    else:
+        if not isinstance(plain, list):
+            raise RecordError(field, f"expected a list of tests, got {type(plain).__name__}")
+        return plain
+    if not isinstance(blob, str):
+        raise RecordError(field, f"expected a string or a list of tests, got {type(blob).__name__}")
     try:
-        raw = zlib.decompress(base64.b64decode(blob.encode("utf-8"), validate=False))
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(base64.b64decode(blob.encode("utf-8"), validate=False), MAX_TESTS_BYTES + 1)
+        if len(raw) > MAX_TESTS_BYTES or inflater.unconsumed_tail:
+            raise RecordError(field, f"expands past {MAX_TESTS_BYTES >> 20} MB when decompressed (a decompression bomb?)")
         obj = _NoGlobals(io.BytesIO(raw)).load()
     except pickle.UnpicklingError as e:
         raise RecordError(field, str(e)) from None
-    except (binascii.Error, zlib.error, EOFError, ValueError, AttributeError) as e:
-        raise RecordError(field, f"not JSON and not base64/zlib/pickle encoded ({e})") from None
+    except (binascii.Error, zlib.error, EOFError, ValueError, AttributeError, TypeError, IndexError, KeyError,
+            RecursionError, MemoryError) as e:  # a no-globals pickle can still fail (unhashable keys, deep nesting)
+        raise RecordError(field, f"not JSON and not base64/zlib/pickle encoded ({type(e).__name__}: {e})") from None
     try:
         tests = json.loads(obj) if isinstance(obj, str) else obj
     except json.JSONDecodeError as e:
         raise RecordError(field, f"decoded pickle does not hold JSON ({e})") from None
+    except RecursionError:
+        raise RecordError(field, "decoded pickle holds JSON nested too deep") from None
     if not isinstance(tests, list):
         raise RecordError(field, f"expected a list of tests, got {type(tests).__name__}")
     return tests
@@ -112,12 +129,16 @@ def parse_record(rec: dict, templates: PromptTemplates | None = None, split_seed
         meta = json.loads(rec["metadata"]) if isinstance(rec["metadata"], str) else rec["metadata"]
     except json.JSONDecodeError as e:
         raise RecordError("metadata", f"not valid JSON ({e.msg})") from None
+    except RecursionError:
+        raise RecordError("metadata", "JSON nested too deep") from None
+    if not isinstance(meta, dict):
+        raise RecordError("metadata", f"expected a JSON object, got {type(meta).__name__}")
     public = check_tests(decode_tests(rec["public_test_cases"], "public_test_cases"), "public_test_cases")
     private = check_tests(decode_tests(rec.get("private_test_cases", ""), "private_test_cases"), "private_test_cases")
     tests = public + private
     if not tests:
         raise RecordError("public_test_cases", "the problem has no tests")
-    fn_name = meta.get("func_name") if isinstance(meta, dict) else None
+    fn_name = meta.get("func_name")
     if any(t["testtype"] == "functional" for t in tests) and not fn_name:
         raise RecordError("metadata.func_name", "functional tests need a function name")
     pid = rec["question_id"]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Iterator, Literal
 
 from ..errors import VPDError
+from ..fileio import read_text_input
 
 Source = Literal["livecodebench", "sciknoweval", "math500", "arithmetic", "minicode"]
 CODE_SOURCES = ("livecodebench", "minicode")  # graded by running programs in the sandbox
@@ -57,16 +58,15 @@ class RecordError(Exception):
 def iter_records(path: str | Path) -> Iterator[tuple[int, dict | Exception]]:
     """(line number, record) from a JSONL file or a JSON list; parse errors are yielded, not raised."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise DataError(f"{path}: cannot read: {e.strerror}") from None
+    text = read_text_input(path, "data file", DataError)
     stripped = text.lstrip()
     if stripped.startswith("["):  # a JSON list (one record per element; line = element index + 1)
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise DataError(f"{path}:{e.lineno}: not valid JSON: {e.msg}") from None
+        except RecursionError:
+            raise DataError(f"{path}:1: not valid JSON: nested too deep") from None
         for i, rec in enumerate(data, 1):
             yield i, rec
         return
@@ -77,6 +77,8 @@ def iter_records(path: str | Path) -> Iterator[tuple[int, dict | Exception]]:
             yield n, json.loads(line)
         except json.JSONDecodeError as e:
             yield n, RecordError("<json>", f"not valid JSON: {e.msg}")
+        except RecursionError:
+            yield n, RecordError("<json>", "not valid JSON: nested too deep")
 
 
 def read_with(parse, paths: list[str | Path], on_error: str = "strict") -> ReadResult:
@@ -84,6 +86,7 @@ def read_with(parse, paths: list[str | Path], on_error: str = "strict") -> ReadR
     if on_error not in ("strict", "skip"):
         raise DataError(f"on_error must be 'strict' or 'skip', got '{on_error}'")
     problems, skipped = [], []
+    first_seen: dict[str, str] = {}  # problem id -> FILE:LINE where it first appeared
     for path in paths:
         for line, rec in iter_records(path):
             try:
@@ -91,7 +94,11 @@ def read_with(parse, paths: list[str | Path], on_error: str = "strict") -> ReadR
                     raise rec
                 if not isinstance(rec, dict):
                     raise RecordError("<record>", f"expected a JSON object, got {type(rec).__name__}")
-                problems.append(parse(rec))
+                problem = parse(rec)
+                if problem.id in first_seen:
+                    raise RecordError("id", f"duplicate problem id '{problem.id}' (first at {first_seen[problem.id]})")
+                first_seen[problem.id] = f"{path}:{line}"
+                problems.append(problem)
             except RecordError as e:
                 where = f"{path}:{line}: {e}"
                 if on_error == "strict":

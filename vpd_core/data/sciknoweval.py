@@ -47,6 +47,8 @@ def parse_record(rec: dict, templates: PromptTemplates | None = None) -> Problem
         texts, labels = choices.get("text"), choices.get("label")
         if not isinstance(texts, list) or not isinstance(labels, list) or len(texts) != len(labels) or not texts:
             raise RecordError("choices", "needs equal-length non-empty 'text' and 'label' lists")
+        if not all(isinstance(x, str) for x in texts + labels):
+            raise RecordError("choices", "'text' and 'label' must hold strings")
         gold = rec.get("answerKey")
         if gold not in labels:
             raise RecordError("answerKey", f"'{gold}' is not one of the labels {labels}")
