@@ -3,14 +3,21 @@
 A checkpoint is built in a temporary directory next to its final place and
 renamed into place, so a crash leaves either the old state or the new one,
 never half of a checkpoint. `latest` is a one-line file replaced atomically.
+Every checkpoint carries `manifest.json` (size and SHA-256 of each file): a resume
+verifies it, and a checkpoint that fails to verify or load is reported and the run
+falls back to the newest one that is intact. What a kill mid-write leaves behind
+is cleaned up at the next start (`recover`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import torch
 from safetensors.torch import load_file
@@ -20,6 +27,11 @@ from .fileio import write_text_atomic
 from .rng import rng_state, set_rng_state
 
 STEP_PREFIX = "step-"
+MANIFEST = "manifest.json"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used; the message names its path and the file."""
 
 
 def checkpoint_name(step: int) -> str:
@@ -56,6 +68,7 @@ def save_checkpoint(trainer, root: str | Path, keep: int | None = None) -> Path:
             "params": trainer.p.model_dump(mode="json"),
         }
         torch.save(state, tmp / "trainer_state.pt")
+        write_text_atomic(tmp / MANIFEST, json.dumps(manifest(tmp), indent=1, sort_keys=True) + "\n")
         if final.exists():  # re-saving the same step (e.g. a resumed run): swap atomically-ish
             old = root / f".old-{final.name}-{os.getpid()}"
             final.rename(old)
@@ -87,6 +100,85 @@ def latest_checkpoint(root: str | Path) -> Path | None:
             return p
     done = [p for p in list_checkpoints(root) if (p / "trainer_state.pt").is_file()]
     return done[-1] if done else None
+
+
+def resume_candidates(root: str | Path) -> list[Path]:
+    """Complete-looking checkpoints to resume from, best first: the one `latest` names, then the
+    others from the highest step down."""
+    done = [p for p in reversed(list_checkpoints(root)) if (p / "trainer_state.pt").is_file()]
+    first = latest_checkpoint(root)
+    return ([first] if first is not None else []) + [p for p in done if p != first]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 24), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def manifest(directory: Path) -> dict[str, dict]:
+    """{relative path: {"bytes", "sha256"}} for every file of a checkpoint directory."""
+    files = sorted(f for f in directory.rglob("*") if f.is_file() and f.name != MANIFEST)
+    return {str(f.relative_to(directory)): {"bytes": f.stat().st_size, "sha256": _sha256(f)} for f in files}
+
+
+def verify_checkpoint(path: Path) -> None:
+    """Every file the manifest lists is there, whole and unchanged. Checkpoints written before
+    manifests existed are accepted as they are."""
+    listed = path / MANIFEST
+    if not listed.is_file():
+        return
+    try:
+        expected = json.loads(listed.read_text())
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{listed}: unreadable manifest ({e})") from None
+    for rel, want in expected.items():
+        f = path / rel
+        if not f.is_file():
+            raise CheckpointError(f"{f}: missing (listed in {listed})")
+        if f.stat().st_size != want["bytes"]:
+            raise CheckpointError(f"{f}: {f.stat().st_size} bytes, the manifest says {want['bytes']} (truncated?)")
+        if _sha256(f) != want["sha256"]:
+            raise CheckpointError(f"{f}: SHA-256 differs from the manifest (corrupted)")
+
+
+def recover(root: str | Path, log: Callable[[str], None] = print) -> None:
+    """Undo what a kill during save_checkpoint left: temporary checkpoint directories and `latest`
+    files are removed; a checkpoint moved aside for a re-save whose replacement never arrived is
+    put back."""
+    root = Path(root)
+    if not root.is_dir():
+        return
+    for p in sorted(root.iterdir()):
+        if p.name.startswith(".old-"):  # .old-<name>-<pid>
+            name = p.name[len(".old-"):].rsplit("-", 1)[0]
+            if not (root / name).exists():
+                p.rename(root / name)
+                log(f"checkpoint {root / name} restored from {p.name} (a save was interrupted)")
+                continue
+        if p.name.startswith((".tmp-", ".old-", ".latest.tmp-")):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+            log(f"removed {p} (left by an interrupted checkpoint write)")
+
+
+def load_latest_intact(trainer, root: str | Path, log: Callable[[str], None] = print) -> Path | None:
+    """Resume from the best checkpoint that verifies and loads; report each one that does not.
+    None when there is no checkpoint; CheckpointError when there are some and none is usable
+    (training from scratch over a run's metrics would mix two runs)."""
+    failures = []
+    for path in resume_candidates(root):
+        try:
+            verify_checkpoint(path)
+            load_checkpoint(trainer, path)
+            return path
+        except Exception as e:  # noqa: BLE001 - torch/safetensors raise many types on a damaged file
+            failures.append(f"{path}: {e}")
+            log(f"checkpoint {path} cannot be used ({type(e).__name__}: {e}); trying the previous one")
+    if failures:
+        raise CheckpointError("no usable checkpoint: " + "; ".join(failures))
+    return None
 
 
 def prune_checkpoints(root: Path, keep: int) -> None:

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from . import arithmetic
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import load_latest_intact, recover, save_checkpoint
 from .config import Params
 from .critique import write_critiques
 from .diagnostics import probe_problems, teacher_diagnostics
@@ -154,9 +154,11 @@ class Run:
         self.model.train()
         check_fits_model(params, self.model)
         self.trainer = Trainer(self.model, self.tok, params, dist)
-        latest = latest_checkpoint(self.ckpt_dir)
+        if dist.is_main:
+            recover(self.ckpt_dir, log)
+        dist.barrier()
+        latest = load_latest_intact(self.trainer, self.ckpt_dir, log)
         if latest is not None:
-            load_checkpoint(self.trainer, latest)
             log(f"resumed from {latest} (step {self.trainer.step})")
         self.rows = [r for r in read_jsonl(self.metrics_path) if r["train/step"] <= self.trainer.step]
         self.engine = make_engine(params, self.model, self.tok, path, dist)

@@ -51,6 +51,10 @@ def lr_lambda(schedule: str, warmup: int, total: int):
     return f
 
 
+
+class TrainingDiverged(RuntimeError):
+    """A step produced non-finite gradients or weights; the run stops before writing anything of it."""
+
 class Trainer:
     """With `dist` of several ranks, `model` (not yet sharded) is sharded with FSDP2 here, and
     each rank's `train_step` gets its own slice of the step's groups."""
@@ -88,6 +92,7 @@ class Trainer:
             self.optimizer, lr_lambda(o.schedule, o.warmup_steps, params.train.steps)
         )
         self.step = 0  # completed training steps (M-steps for VPD/SDPO)
+        self.in_progress = 1  # the step being taken (error messages)
         self.e_steps = 0
         self.delta: float | None = None  # running mean of the E-step implicit reward
         self.e_buffer: deque[list[Sample]] = deque(maxlen=params.vpd.e_every)
@@ -109,6 +114,7 @@ class Trainer:
         every rank trains on an equal share of each mini-batch's sequences (as verl does).
         """
         _check_groups(samples)
+        self.in_progress = self.step + 1  # the step errors name (the E-step runs after self.step advanced)
         metrics = batch_metrics(samples, self.dist)
         algo = self.p.algorithm
         if self.dist.world > 1 and self.p.train.mini_batches > 1:
@@ -150,9 +156,21 @@ class Trainer:
                 with self._autocast():
                     metrics |= self.e_step(batch)
                 reshard(self.model, self.initial)
+        self._check_finite_weights()
         metrics["train/step"] = float(self.step)
         metrics["train/lr"] = self.scheduler.get_last_lr()[0]
         return metrics
+
+    @torch.no_grad()
+    def _check_finite_weights(self) -> None:
+        """Stop before the step's metrics or checkpoint are written if an update made any weight
+        non-finite (an infinite learning rate would otherwise checkpoint NaN tensors as `latest`)."""
+        bad = next((name for name, w in self.model.named_parameters()
+                    if not bool(torch.isfinite(w.to_local() if hasattr(w, "to_local") else w).all())), None)
+        bad = next((b for b in self.dist.objects(bad) if b is not None), None)  # every rank stops together
+        if bad is not None:
+            raise TrainingDiverged(f"step {self.in_progress}: parameter {bad} is non-finite after the update; stopping "
+                                   "before this step's metrics or checkpoint are written (lower optim.lr?)")
 
     def m_step(self, samples: list[Sample], contexts: list[TeacherContext],
                old_logps: list[list[float]] | None = None) -> dict[str, float]:
@@ -430,6 +448,10 @@ class Trainer:
         params = [p for p in self.model.parameters() if p.grad is not None]
         norm = torch.nn.utils.clip_grad_norm_(params, clip if clip is not None else float("inf"))
         norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm  # FSDP: a DTensor
+        if not torch.isfinite(norm):  # the same all-reduced norm on every rank: all stop together
+            self.optimizer.zero_grad(set_to_none=True)
+            raise TrainingDiverged(f"step {self.in_progress}: gradient norm is {float(norm)} (a non-finite loss or "
+                                   "gradient); stopping before the update, with nothing of this step written")
         with _scaled_lr(self.optimizer, lr_scale):
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
