@@ -13,8 +13,9 @@ def deployments():
                                description="prepare -> evaluate -> train -> evaluate -> report; edit overrides in the UI"),
         sweep.to_deployment(
             name="nightly-sweep",
-            parameters={"params_path": "params.yaml", "overrides": [], "grid": {"algorithm": ["grpo", "sdpo", "vpd"]}},
+            parameters={"params_path": "params.yaml", "overrides": [], "grid": {"algorithm": ["grpo", "sdpo", "vpd"]},
+                        "dated": True},
             schedules=[Cron("0 2 * * *", timezone="UTC")],
-            description="GRPO vs SDPO vs VPD every night at 02:00 UTC",
+            description="GRPO vs SDPO vs VPD every night at 02:00 UTC, each night in <run_dir>/sweeps/<date>/",
         ),
     ]

@@ -205,9 +205,18 @@ def pipeline(params_path: str = "params.yaml", overrides: list[str] | None = Non
 DEFAULT_GRID = {"algorithm": ["grpo", "sdpo", "vpd"]}
 
 
-def sweep_points(params_path: str, overrides: list[str] | None, grid: dict[str, list], seeds: list[int]
-                 ) -> list[tuple[dict, int, list[str]]]:
-    """Every (grid point, seed) and its child overrides, each validated before any work starts."""
+def sweep_root(run_dir: str, dated: bool) -> str:
+    """Where a sweep writes: <run_dir>/sweep, or for scheduled sweeps <run_dir>/sweeps/<UTC date>
+    (a fixed directory would resume last night's finished runs instead of training new ones)."""
+    import datetime
+
+    return f"{run_dir}/sweeps/{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d}" if dated else f"{run_dir}/sweep"
+
+
+def sweep_points(params_path: str, overrides: list[str] | None, grid: dict[str, list], seeds: list[int],
+                 root: str | None = None) -> list[tuple[dict, int, list[str]]]:
+    """Every (grid point, seed) and its child overrides, each validated before any work starts;
+    run directories under `root` (default <run_dir>/sweep)."""
     import itertools
 
     from vpd_core.config import ParamsError
@@ -217,6 +226,7 @@ def sweep_points(params_path: str, overrides: list[str] | None, grid: dict[str, 
     if not seeds or len(set(seeds)) != len(seeds):
         raise ParamsError(f"sweep seeds: expected distinct integers, got {seeds!r}")
     base = params_from(params_path, overrides)
+    root = root or sweep_root(base.run_dir, dated=False)
     keys = list(grid)
     out = []
     for values in itertools.product(*(grid[k] for k in keys)):
@@ -225,7 +235,7 @@ def sweep_points(params_path: str, overrides: list[str] | None, grid: dict[str, 
         name = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
         for seed in seeds:
             child = [*(overrides or []), *(f"{k}={json.dumps(v)}" for k, v in point.items()), f"seed={seed}",
-                     f"run_dir={base.run_dir}/sweep/{name}/seed{seed}"]
+                     f"run_dir={root}/{name}/seed{seed}"]
             params_from(params_path, child)  # a bad grid value fails now, naming the key
             out.append((point, seed, child))
     return out
@@ -233,18 +243,20 @@ def sweep_points(params_path: str, overrides: list[str] | None, grid: dict[str, 
 
 @flow(name="sweep", log_prints=True)
 def sweep(params_path: str = "params.yaml", overrides: list[str] | None = None,
-          grid: dict[str, list] | None = None, seeds: list[int] | None = None) -> list[dict]:
+          grid: dict[str, list] | None = None, seeds: list[int] | None = None, dated: bool = False) -> list[dict]:
     """A grid of overrides (e.g. {"algorithm": ["grpo", "sdpo", "vpd"]}) x replicate seeds -> one
     pipeline per (point, seed), each in its own run directory -> a comparison table with 95%
     confidence intervals over seeds, one learning-curve figure and per-problem outcomes
-    (under <run_dir>/sweep/). A failed run is reported and marked; the others finish."""
+    (under <run_dir>/sweep/, or <run_dir>/sweeps/<UTC date>/ with dated=True, as the nightly
+    deployment runs). A failed run is reported and marked; the others finish."""
     from vpd_core import compare
 
     log = get_run_logger()
     base = params_from(params_path, overrides)
     grid = grid or DEFAULT_GRID
     seeds = list(seeds or [base.seed])
-    points = sweep_points(params_path, overrides, grid, seeds)
+    root = sweep_root(base.run_dir, dated)
+    points = sweep_points(params_path, overrides, grid, seeds, root)
     keys = list(grid)
     results = []
     for i, (point, seed, child) in enumerate(points, 1):
@@ -259,7 +271,7 @@ def sweep(params_path: str = "params.yaml", overrides: list[str] | None = None,
             log.error("sweep run %s, seed %d failed: %s", label, seed, e)
             row |= {"failed": f"{type(e).__name__}: {e}"}
         results.append(row)
-    out_dir = Path(base.run_dir) / "sweep"
+    out_dir = Path(root)
     files = compare.write_comparison(results, keys, out_dir)
     table = compare.summarize_points(results, keys)
     create_table_artifact(key="sweep-comparison", table=[{k: (round(v, 4) if isinstance(v, float) else v)

@@ -120,3 +120,25 @@ def test_leftovers_of_a_killed_write_are_removed_at_the_next_start(tiny_dir, tok
     assert sorted(p.name for p in root.iterdir()) == ["latest", "step-000001", "step-000002"]
     assert any("restored" in line for line in logged) and sum("removed" in line for line in logged) == 2
     verify_checkpoint(root / "step-000002")
+
+
+def test_resuming_a_run_with_other_params_refuses_naming_the_keys(tiny_params, tmp_path):
+    """Runs never mix (issue 12.4): a run directory records its params; resuming it with another
+    algorithm or learning rate is refused before any work, naming each key; what may change on
+    resume (more steps, evaluation settings) is accepted."""
+    from vpd_core.config import ParamsError
+
+    run = [f"run_dir={tmp_path / 'run'}", "train.steps=1", "algorithm=grpo"]
+    run_training(load_params(tiny_params, run), log=lambda _: None)
+    assert json.loads((tmp_path / "run" / "params.json").read_text())["algorithm"] == "grpo"
+    with pytest.raises(ParamsError, match=r"other params: algorithm \('grpo' -> 'sdpo'\), optim.lr \(0.001 -> 0.002\)"):
+        run_training(load_params(tiny_params, run + ["algorithm=sdpo", "optim.lr=2e-3"]), log=lambda _: None)
+    assert [c.name for c in list_checkpoints(tmp_path / "run" / "checkpoints")] == ["step-000001"]
+    run_training(load_params(tiny_params, run + ["train.steps=2", "eval.samples=4"]), log=lambda _: None)
+    assert [c.name for c in list_checkpoints(tmp_path / "run" / "checkpoints")][-1] == "step-000002"
+    # without checkpoints (DVC removes a stage's outputs before re-running it) other params start fresh
+    import shutil
+
+    shutil.rmtree(tmp_path / "run" / "checkpoints")
+    run_training(load_params(tiny_params, run + ["algorithm=sdpo"]), log=lambda _: None)
+    assert json.loads((tmp_path / "run" / "params.json").read_text())["algorithm"] == "sdpo"

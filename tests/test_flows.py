@@ -74,6 +74,22 @@ def test_prefect_yaml_deployments_load_and_validate():
     served = deployments()
     assert {d.name for d in served} == names
     assert any(d.schedules for d in served if d.name == "nightly-sweep")
+    # scheduled sweeps write a new directory per night (a fixed one would only resume finished runs)
+    nightly = next(d for d in spec["deployments"] if d["name"] == "nightly-sweep")
+    assert nightly["parameters"]["dated"] is True
+    assert next(d for d in served if d.name == "nightly-sweep").parameters["dated"] is True
+
+
+def test_dated_sweeps_put_each_night_in_its_own_directory(tiny_params):
+    import datetime
+
+    from flows.vpd_flows import sweep_points, sweep_root
+
+    today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    assert sweep_root("runs/x", dated=True) == f"runs/x/sweeps/{today}"
+    points = sweep_points(str(tiny_params), [], {"algorithm": ["grpo"]}, [0], sweep_root("runs/x", dated=True))
+    assert points[0][2][-1] == f"run_dir=runs/x/sweeps/{today}/algorithm_grpo/seed0"
+    assert sweep_points(str(tiny_params), [], {"algorithm": ["grpo"]}, [0])[0][2][-1].endswith("/sweep/algorithm_grpo/seed0")
 
 
 def _train_cmd(params):

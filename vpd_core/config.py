@@ -362,6 +362,33 @@ def _format_errors(err: ValidationError, source: str) -> str:
     return "; ".join(lines)
 
 
+# What may change when a run directory is resumed: how long and how often, where and how fast,
+# and what is measured alongside. Anything else (the algorithm, the data, a learning rate, a
+# template) would continue one experiment's checkpoint as another's.
+RESUMABLE = ("run_dir", "train.steps", "train.checkpoint_every", "train.keep_checkpoints", "train.micro_batch_size",
+             "train.logit_chunk", "train.gradient_checkpointing", "train.distributed", "model.device",
+             "model.cache_dir", "sandbox.concurrency", "rollout.batch_size", "rollout.backend", "rollout.vllm",
+             "eval", "diagnostics")
+
+
+def changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two params dumps."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b, name = old.get(key), new.get(key), f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += changed_keys(a, b, f"{name}.")
+        elif a != b:
+            out.append(name)
+    return out
+
+
+def resume_conflicts(saved: dict[str, Any], params: Params) -> list[str]:
+    """Keys that differ from the params a run directory was started with and may not change on resume."""
+    return [k for k in changed_keys(saved, params.model_dump(mode="json"))
+            if not any(k == r or k.startswith(r + ".") for r in RESUMABLE)]
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply `key.sub=value` overrides (values parsed as YAML) to a raw params dict."""
     out = copy.deepcopy(raw)

@@ -20,8 +20,8 @@ import pandas as pd
 import torch
 
 from . import arithmetic
-from .checkpoint import load_latest_intact, recover, save_checkpoint
-from .config import Params
+from .checkpoint import load_latest_intact, recover, resume_candidates, save_checkpoint
+from .config import Params, ParamsError, resume_conflicts
 from .critique import write_critiques
 from .diagnostics import probe_problems, teacher_diagnostics
 from .data.graders import grade_text
@@ -138,6 +138,29 @@ def evaluate_problems(engine, tok, problems: list[Problem], params: Params, grad
     return pd.DataFrame(rows)
 
 
+def claim_run_dir(params: Params, run_dir: Path, write: bool = True) -> None:
+    """A run directory's checkpoints belong to the params they were trained with (`params.json`):
+    resuming them with another algorithm, data or learning rate would silently mix two experiments.
+    (Without checkpoints, e.g. after DVC removed a stage's outputs, the run starts fresh.)"""
+    recorded = run_dir / "params.json"
+    if recorded.is_file() and resume_candidates(run_dir / "checkpoints"):  # no checkpoint: a fresh start, nothing mixes
+        saved = json.loads(recorded.read_text())
+        conflicts = resume_conflicts(saved, params)
+        if conflicts:
+            shown = ", ".join(f"{k} ({_lookup(saved, k)!r} -> {_lookup(params.model_dump(mode='json'), k)!r})"
+                              for k in conflicts[:6]) + (f" and {len(conflicts) - 6} more" if len(conflicts) > 6 else "")
+            raise ParamsError(f"{run_dir} was started with other params: {shown}; resume it with its own params "
+                              f"or start a new run (--set run_dir=...)")
+    if write:  # (a run directory from before params.json existed is adopted as it is)
+        write_text_atomic(recorded, json.dumps(params.model_dump(mode="json"), indent=1, sort_keys=True) + "\n")
+
+
+def _lookup(tree: dict, dotted: str):
+    for part in dotted.split("."):
+        tree = tree.get(part) if isinstance(tree, dict) else None
+    return tree
+
+
 class Run:
     """Model, tokenizer, trainer and rollout engine of one run directory, resumed if possible."""
 
@@ -154,6 +177,7 @@ class Run:
         self.model.train()
         check_fits_model(params, self.model)
         self.trainer = Trainer(self.model, self.tok, params, dist)
+        claim_run_dir(params, self.run_dir, write=dist.is_main)  # every rank refuses together
         if dist.is_main:
             recover(self.ckpt_dir, log)
         dist.barrier()
