@@ -26,7 +26,7 @@ from vpd_core import loop
 from vpd_core.checkpoint import latest_checkpoint
 from vpd_core.fileio import atomic_output, read_jsonl, write_text_atomic
 
-from tasks.common import make_grader, params_from
+from tasks.common import check_sandbox, make_grader, params_from
 from tasks.steps import (diagnose, evaluate_checkpoint, fetch_model, generate_rollouts, grade_rollouts,
                          prepare_split, record_step, train_distributed, update)
 
@@ -193,6 +193,7 @@ def report(params_path: str = "params.yaml", overrides: list[str] | None = None)
 @flow(name="pipeline", log_prints=True)
 def pipeline(params_path: str = "params.yaml", overrides: list[str] | None = None) -> str:
     """prepare -> evaluate(base) -> train -> evaluate(latest) -> report, as subflows."""
+    check_sandbox(params_from(params_path, overrides))  # no engine: fail now, not after prepare
     prepare(params_path, overrides)
     before = evaluate(params_path, overrides, checkpoint="base")
     train(params_path, overrides)
@@ -253,6 +254,7 @@ def sweep(params_path: str = "params.yaml", overrides: list[str] | None = None,
 
     log = get_run_logger()
     base = params_from(params_path, overrides)
+    check_sandbox(base)
     grid = grid or DEFAULT_GRID
     seeds = list(seeds or [base.seed])
     root = sweep_root(base.run_dir, dated)

@@ -6,7 +6,23 @@ Knows nothing of Prefect or DVC. The trusted in-sandbox code lives in
 
 from .types import ExecResult, Job, SandboxError, TestCase, TestResult
 
-__all__ = ["ExecResult", "Job", "SandboxError", "TestCase", "TestResult", "make_sandbox"]
+__all__ = ["ExecResult", "Job", "SandboxError", "TestCase", "TestResult", "check_available", "make_sandbox"]
+
+
+def check_available(backend: str = "docker") -> None:
+    """Raise SandboxError (one line, what to do) if the backend cannot run here; cheap (no containers),
+    so front ends call it before any work."""
+    if backend == "docker":
+        from .docker_backend import docker_client
+
+        docker_client()
+    elif backend == "bwrap":
+        import shutil
+
+        if shutil.which("bwrap") is None:
+            raise SandboxError("bwrap: bubblewrap is not installed (Debian package 'bubblewrap')")
+    elif backend != "rlimit":
+        raise ValueError(f"unknown sandbox backend '{backend}' (docker | bwrap | rlimit)")
 
 
 def make_sandbox(backend: str = "docker", **kwargs):

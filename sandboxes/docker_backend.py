@@ -101,6 +101,18 @@ class _Container:
             log.debug("removing %s: %s", self.container.short_id, e)
 
 
+def docker_client():
+    """A client of a running engine (DOCKER_HOST or the default socket), or a SandboxError saying what to do."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=60)
+        client.ping()
+    except Exception as e:  # noqa: BLE001 - docker raises many types for "no engine"
+        raise SandboxError(f"docker: no engine reachable ({e}); start one (scripts/dockerd.sh) or use bwrap") from None
+    return client
+
+
 class DockerSandbox(Sandbox):
     backend = "docker"
 
@@ -119,13 +131,7 @@ class DockerSandbox(Sandbox):
         client=None,
     ):
         super().__init__(concurrency)
-        try:
-            import docker
-
-            self.client = client or docker.from_env(timeout=60)
-            self.client.ping()
-        except Exception as e:  # noqa: BLE001
-            raise SandboxError(f"docker: no engine reachable ({e}); start one (scripts/dockerd.sh) or use bwrap") from None
+        self.client = client or docker_client()
         self.image = image or ensure_image(self.client, base_image)
         self.spec = dict(memory_mb=memory_mb, pids=pids, cpus=cpus, tmp_mb=tmp_mb, shm_mb=shm_mb)
         self.retries = retries

@@ -21,6 +21,14 @@ def params_hash(params: Params) -> str:
     return hashlib.sha256(json.dumps(params.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
 
 
+def check_sandbox(params: Params) -> None:
+    """A code task needs its sandbox engine: refuse before any work (not after a model load)."""
+    if params.data.source in CODE_SOURCES:
+        from sandboxes import check_available
+
+        check_available(params.sandbox.backend)
+
+
 def make_grader(params: Params, split: str, processes: int = 1):
     """Code problems go to the sandbox (split: "train" tests or "all"); the rest are graded in-process.
 

@@ -278,7 +278,10 @@ def test_a_real_model_with_truncated_weights_is_named(tiny_dir, tmp_path, capsys
 def test_no_sandbox_engine_is_one_line_too(tiny_params, tmp_path, monkeypatch, capsys):
     """Not bad input but a missing service: exit 1, one line naming the backend, no traceback."""
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
-    code = main(["train", "--no-prefect", "--params", str(tiny_params), "--set", "data.source=minicode",
-                 "--set", "sandbox.backend=docker"])
-    lines = capsys.readouterr().err.strip("\n").split("\n")
-    assert code == 1 and lines[-1].startswith("error: sandbox: docker: no engine reachable"), lines
+    for command in (["train", "--no-prefect"], ["pipeline"], ["sweep", "--seeds", "0,1"]):
+        code = main([*command, "--params", str(tiny_params), "--set", "data.source=minicode",
+                     "--set", "sandbox.backend=docker", "--set", f"run_dir={tmp_path / 'run'}"])
+        captured = capsys.readouterr()
+        assert code == 1 and captured.err.startswith("error: sandbox: docker: no engine reachable"), captured
+        assert captured.err.count("\n") == 1
+    assert not (tmp_path / "run").exists()  # refused before any work

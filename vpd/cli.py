@@ -124,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
 
             return serve_ui(args.port)
         params = load_params(args.params, args.overrides)  # bad params fail here, before any work
+        if args.command in ("train", "evaluate", "pipeline", "sweep"):
+            from tasks.common import check_sandbox
+
+            check_sandbox(params)  # and a missing sandbox engine, before a model load
         if args.command == "sweep":
             args.grid, args.seeds = sweep_args(args.grid, args.seeds)
         if args.command == "params":
