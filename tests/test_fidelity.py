@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from vpd_core.config import ParamsError, load_params, parse_params
-from vpd_core.critique import critique_messages, write_critiques
+from vpd_core.critique import critique_prompt, write_critiques
 from vpd_core.logprobs import gather_logps, head_logits, lm_head, token_logprobs
 from vpd_core.losses import distillation_loss, grpo_advantages, grpo_loss, importance_weights, masked_mean, ppo_per_token
 from vpd_core.models import load_model
@@ -54,12 +54,12 @@ def test_critique_prompt_has_problem_attempt_and_verdict_and_fits(tok):
     p = parse_params({"feedback": {"sources": ["critique"], "critique": {"max_prompt_tokens": 400}}})
     s = synthetic_batch(tok)[1]
     s.rollout.text = "x = 1\n" * 300  # a long attempt is cut first
-    msgs = critique_messages(s, p.feedback.critique, tok)
-    text = msgs[-1]["content"]
+    ids = critique_prompt(s, p.feedback.critique, tok)
+    text = tok.decode(ids)
     assert "What is 2 + 3?" in text and "Wrong Answer: 7" in text and "x = 1" in text and "(truncated)" in text
-    assert len(chat_prompt_ids(tok, msgs)) <= 400
+    assert len(ids) <= 400
     with pytest.raises(ContextError, match="max_prompt_tokens=100 is too small"):
-        critique_messages(s, parse_params({"feedback": {"critique": {"max_prompt_tokens": 100}}}).feedback.critique, tok)
+        critique_prompt(s, parse_params({"feedback": {"critique": {"max_prompt_tokens": 100}}}).feedback.critique, tok)
 
 
 def test_judge_model_writes_the_critiques(tiny_params, tiny_dir):

@@ -18,9 +18,9 @@ from .teacher import ContextError, cut_to_fit, fill, is_success, strip_thinking
 NO_VERDICT = "(the verifier gave no details)"
 
 
-def critique_messages(sample: Sample, cp: CritiqueParams, tokenizer) -> list[Message]:
-    """The critic's prompt for one failed sample, within cp.max_prompt_tokens (the attempt is
-    cut first, then the verdict, then the problem statement)."""
+def critique_prompt(sample: Sample, cp: CritiqueParams, tokenizer) -> list[int]:
+    """The critic's prompt (token ids) for one failed sample, within cp.max_prompt_tokens (the
+    attempt is cut first, then the verdict, then the problem statement)."""
     parts = {
         "problem": sample.messages[-1]["content"],
         "attempt": strip_thinking(sample.rollout.text) or "(empty response)",
@@ -39,7 +39,7 @@ def critique_messages(sample: Sample, cp: CritiqueParams, tokenizer) -> list[Mes
     if ids is None:
         raise ContextError(f"feedback.critique.max_prompt_tokens={cp.max_prompt_tokens} is too small: the critique "
                            f"template and chat header alone take {len(render())} tokens")
-    return messages()
+    return ids
 
 
 def write_critiques(engine: RolloutEngine, tokenizer, samples: list[Sample], cp: CritiqueParams,
@@ -49,7 +49,7 @@ def write_critiques(engine: RolloutEngine, tokenizer, samples: list[Sample], cp:
     failed = [s for s in samples if not is_success(s)]
     if not failed:
         return {"critique/count": 0.0, "time/critique": time.perf_counter() - t0}
-    prompts = [chat_prompt_ids(tokenizer, critique_messages(s, cp, tokenizer)) for s in failed]
+    prompts = [critique_prompt(s, cp, tokenizer) for s in failed]
     sampling = SamplingParams(cp.temperature, cp.top_p, cp.max_new_tokens, seed)
     outs = engine.generate(prompts, 1, sampling)
     lengths = []
