@@ -92,11 +92,12 @@ def _train_summary(params) -> str:
 @flow(name="evaluate", log_prints=True)
 def evaluate(params_path: str = "params.yaml", overrides: list[str] | None = None, checkpoint: str = "latest") -> dict:
     """mean@k / pass@k on the test split for a checkpoint ("base" = the initial model, "latest", or a path)."""
-    from vpd_core.models import load_model, load_tokenizer, resolve_model_path
+    from vpd_core.models import ModelError, load_model, load_tokenizer, resolve_model_path
     from vpd_core.rollout import make_engine
 
     params = params_from(params_path, overrides)
-    out = Path(params.run_dir) / "eval" / ("base" if checkpoint == "base" else "final" if checkpoint == "latest" else Path(checkpoint).name)
+    name = "base" if checkpoint == "base" else "final" if checkpoint == "latest" else Path(checkpoint).name
+    out = Path(params.run_dir) / "eval" / name
     cache = base_eval_cache(params) if checkpoint == "base" else None
     if cache is not None and (cache / "metrics.json").exists():
         # the base model's numbers depend on (model, data, prompts, eval params, seed), not on the run
@@ -104,12 +105,12 @@ def evaluate(params_path: str = "params.yaml", overrides: list[str] | None = Non
         get_run_logger().info("base model evaluation reused from %s", cache)
         return json.loads((out / "metrics.json").read_text())
     if checkpoint == "base":
-        model_dir, name = resolve_model_path(params.model.path, params.model.cache_dir), "base"
+        model_dir = resolve_model_path(params.model.path, params.model.cache_dir)
     else:
         ckpt = latest_checkpoint(Path(params.run_dir) / "checkpoints") if checkpoint == "latest" else Path(checkpoint)
         if ckpt is None:
-            raise FileNotFoundError(f"{params.run_dir}/checkpoints: no checkpoint to evaluate")
-        model_dir, name = ckpt / "model", "final" if checkpoint == "latest" else ckpt.name
+            raise ModelError(f"{params.run_dir}/checkpoints: no checkpoint to evaluate")
+        model_dir = resolve_model_path(str(ckpt / "model"))  # a wrong path or a damaged checkpoint: one clear error
     tok = load_tokenizer(model_dir, params.model.chat_template_kwargs)
     # a vLLM engine loads the weights itself; the HF copy then only answers config questions, off the GPU
     device = "cpu" if params.rollout.backend == "vllm" else params.model.device

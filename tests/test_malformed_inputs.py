@@ -109,6 +109,11 @@ PARAMS = {
     "set_unknown_key": ({}, ["params", "--params", "params.yaml", "--set", "optim.lrr=1"], "optim.lrr"),
     "set_deep_value": ({}, ["params", "--params", "params.yaml", "--set", "seed=" + "[" * DEEP + "]" * DEEP], "seed"),
     "train_binary_params": ({"p.yaml": BINARY}, ["train", "--no-prefect", "--params", "{tmp}/p.yaml"], "p.yaml"),
+    "evaluate_missing_checkpoint": ({}, ["evaluate", "--params", "params.yaml", "--set", "data.source=arithmetic",
+                                        "--checkpoint", "{tmp}/step-000009"], "step-000009/model"),
+    "evaluate_checkpoint_without_weights": ({"c/model/config.json": "{}"},
+                                            ["evaluate", "--params", "params.yaml", "--set", "data.source=arithmetic",
+                                             "--checkpoint", "{tmp}/c"], "no weights"),
     "sweep_bad_seeds": ({}, ["sweep", "--params", "params.yaml", "--seeds", "0,x"], "--seeds"),
     "sweep_grid_not_an_object": ({}, ["sweep", "--params", "params.yaml", "--grid", "[1, 2]"], "--grid"),
 }

@@ -128,6 +128,12 @@ def main(argv: list[str] | None = None) -> int:
             from tasks.common import check_sandbox
 
             check_sandbox(params)  # and a missing sandbox engine, before a model load
+        if args.command == "evaluate" and args.checkpoint not in ("base", "latest"):
+            from pathlib import Path
+
+            from vpd_core.models import resolve_model_path
+
+            resolve_model_path(str(Path(args.checkpoint) / "model"))  # a wrong or damaged checkpoint, now
         if args.command == "sweep":
             args.grid, args.seeds = sweep_args(args.grid, args.seeds)
         if args.command == "params":
