@@ -11,7 +11,7 @@ __all__ = ["job_from_problem", "job_from_record", "JobError"]
 
 
 def job_from_problem(problem: Problem, code: str, *, split: str = "all", stop_at_first_failure: bool = False,
-                     time_limit_s: float = 6.0, memory_mb: int = 512) -> Job:
+                     time_limit_s: float = 6.0, memory_mb: int | None = 512) -> Job:
     """split: "all" (evaluation: public then private tests) or "train" (the SDPO training subset)."""
     tests = problem.train_tests if split == "train" and problem.train_tests is not None else problem.tests
     return Job(code=code, tests=tests, fn_name=problem.fn_name, time_limit_s=time_limit_s, memory_mb=memory_mb,

@@ -38,7 +38,7 @@ class Job:
     tests: list[TestCase]
     fn_name: str | None = None  # set: call-based grading (LeetCode); None: stdin/stdout
     time_limit_s: float = 6.0  # per test, wall clock (LiveCodeBench's default)
-    memory_mb: int = 512
+    memory_mb: int | None = 512  # the program's address space; None: only the sandbox's own limit
     stop_at_first_failure: bool = False  # True: the official evaluation's early exit
 
     def __post_init__(self):

@@ -43,7 +43,7 @@ def make_grader(params: Params, split: str, processes: int = 1):
     s = params.sandbox
     concurrency = s.concurrency or max(1, (os.cpu_count() or 1) // processes)
     sandbox = make_sandbox(s.backend, concurrency=concurrency)
-    return code_grader(sandbox, split=split, time_limit_s=s.time_limit_s), sandbox
+    return code_grader(sandbox, split=split, time_limit_s=s.time_limit_s, memory_mb=s.memory_mb), sandbox
 
 
 def step_key(context: TaskRunContext, parameters: dict) -> str:

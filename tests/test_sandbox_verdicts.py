@@ -159,3 +159,34 @@ def test_tampered_pickle_is_refused_without_running(tmp_path):
 def test_bad_records_name_the_field(change, message):
     with pytest.raises(JobError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):
         job_from_record(record(**change), ADD)
+
+
+def test_stderr_is_never_a_failure_by_itself(sandbox):
+    """2 MB on stderr, then the right answer: a pass (LiveCodeBench ignores stderr); stdout past
+    its limit is still an output-limit failure."""
+    noisy = "import sys\nsys.stderr.write('x' * (2 << 20))\nprint(int(input()) + 1)"
+    r = sandbox.run(stdin_job(noisy, [("1", "2"), ("5", "6")]))
+    assert r.passed and all(len(t.stderr) <= 4096 for t in r.tests), r.tests[0]
+    flood = sandbox.run(stdin_job("print('x' * (2 << 20))", [("", "x")]))
+    assert flood.tests[0].status == "output_limit"
+
+
+def test_memory_mb_is_the_programs_limit_and_null_lifts_it(sandbox):
+    """sandbox.memory_mb reaches the program (the verdict names the limit); null leaves only the
+    sandbox's own (the container's 1 GB on Docker)."""
+    big = "data = b'x' * (300 << 20)\nprint(len(data) >> 20)"
+    capped = sandbox.run(stdin_job(big, [("", "300")], memory_mb=128))
+    assert capped.tests[0].status == "memory_limit" and "128 MB" in capped.tests[0].message, capped.tests[0]
+    assert sandbox.run(stdin_job(big, [("", "300")], memory_mb=None)).passed
+
+
+def test_the_grader_passes_params_memory_to_every_job(sandbox):
+    from sandboxes.grading import code_grader
+    from vpd_core.data.schema import Problem
+    from vpd_core.sequences import Rollout
+
+    problem = Problem(id="p", source="livecodebench", messages=[], tests=[{"input": "", "output": "300", "testtype": "stdin"}])
+    response = "```python\ndata = b'x' * (300 << 20)\nprint(len(data) >> 20)\n```"
+    rollout = Rollout([1], [2], [0.0], "stop", response)
+    assert code_grader(sandbox, "all", 6.0, memory_mb=128)([(problem, rollout)])[0][0] == 0.0
+    assert code_grader(sandbox, "all", 6.0, memory_mb=None)([(problem, rollout)])[0][0] == 1.0

@@ -96,7 +96,8 @@ class SandboxParams(_Section):
     concurrency: int | None = Field(
         None, ge=1, description="programs at a time; null = all cores (split between training processes)")
     time_limit_s: float = Field(6.0, gt=0, description="per test, wall clock")
-    memory_mb: int = Field(512, ge=64)
+    memory_mb: int | None = Field(512, ge=64, description="per program address space (RLIMIT_AS); null = no limit "
+                                  "beyond the sandbox's own (Docker: the container's 1 GB; bwrap: the machine)")
     # Training rewards and feedback use the SDPO split (a seeded 50% of each problem's tests);
     # evaluation always uses all tests.
     train_tests: Literal["train", "all"] = "train"

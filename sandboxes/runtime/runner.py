@@ -33,7 +33,9 @@ PREAMBLE = (
     "import json\nsys.setrecursionlimit(50000)\n"
 )
 SOLUTION_FILE = "solution.py"
-STREAM_LIMIT = 1 << 20  # bytes of stdout/stderr kept per test; more is an output_limit
+STREAM_LIMIT = 1 << 20  # bytes of stdout kept per test; more is an output_limit. stderr is kept up to
+# the same size and the rest dropped: what a program logs is never a failure by itself (LiveCodeBench
+# ignores stderr)
 
 
 class OutputLimitExceeded(BaseException):
@@ -41,10 +43,10 @@ class OutputLimitExceeded(BaseException):
 
 
 class LimitedWriter(io.TextIOBase):
-    """A text stream that keeps at most `limit` bytes and raises past it."""
+    """A text stream that keeps at most `limit` bytes and past it raises (stdout) or drops (stderr)."""
 
-    def __init__(self, limit):
-        self.parts, self.size, self.limit = [], 0, limit
+    def __init__(self, limit, truncate=False):
+        self.parts, self.size, self.limit, self.truncate = [], 0, limit, truncate
         self.buffer = self  # programs that write bytes to sys.stdout.buffer
 
     def writable(self):
@@ -53,9 +55,14 @@ class LimitedWriter(io.TextIOBase):
     def write(self, s):
         if isinstance(s, (bytes, bytearray)):
             s = bytes(s).decode("utf-8", "replace")
+        room = self.limit - self.size
         self.size += len(s)
         if self.size > self.limit:
-            raise OutputLimitExceeded()
+            if not self.truncate:
+                raise OutputLimitExceeded()
+            if room > 0:
+                self.parts.append(s[:room])
+            return len(s)
         self.parts.append(s)
         return len(s)
 
@@ -99,7 +106,7 @@ def main():
     entry = None
     if job["mode"] == "functional":
         ns = dict(base, __name__="solution")
-        stdout, stderr = LimitedWriter(STREAM_LIMIT), LimitedWriter(STREAM_LIMIT)
+        stdout, stderr = LimitedWriter(STREAM_LIMIT), LimitedWriter(STREAM_LIMIT, truncate=True)
         sys.stdout, sys.stderr = stdout, stderr
         try:
             exec(compiled, ns)
@@ -117,7 +124,7 @@ def main():
         sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
 
     for i, text in enumerate(job["inputs"]):
-        stdout, stderr = LimitedWriter(STREAM_LIMIT), LimitedWriter(STREAM_LIMIT)
+        stdout, stderr = LimitedWriter(STREAM_LIMIT), LimitedWriter(STREAM_LIMIT, truncate=True)
         stdin = io.TextIOWrapper(io.BytesIO(text.encode()), encoding="utf-8")
 
         def patched_open(file, *args, **kwargs):

@@ -126,13 +126,17 @@ def finite_elapsed(value, measured):
 
 
 def _limits(memory_mb, cpu_s):
-    mem = int(memory_mb) << 20
+    """memory_mb: the program's address space (RLIMIT_AS); None: no limit beyond the sandbox's own
+    (the Docker container's memory cgroup, or the machine's for bubblewrap)."""
+    mem = None if memory_mb is None else int(memory_mb) << 20
 
     def preexec():
         os.setsid()  # own process group: killed as a group
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-        resource.setrlimit(resource.RLIMIT_STACK, (min(256 << 20, mem), min(256 << 20, mem)))
+        if mem is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+        stack = 256 << 20 if mem is None else min(256 << 20, mem)
+        resource.setrlimit(resource.RLIMIT_STACK, (stack, stack))
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
         resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 20, 16 << 20))
         resource.setrlimit(resource.RLIMIT_NPROC, (64, 64))
@@ -331,15 +335,17 @@ class Attempt:
         self.proc.stdout.close()
 
 
-def result_for(test, frame, mode, measured):
+def result_for(test, frame, mode, measured, memory_mb):
     base = {"input": excerpt(test["input"]), "expected": excerpt(test["output"]),
             "size": len(test["input"]) + len(test["output"]),
             "elapsed": finite_elapsed(frame.get("elapsed"), measured), "stderr": excerpt(frame.get("stderr") or "")}
     err = frame.get("error")
     if err:
         status = "memory_limit" if err.get("memory") else "output_limit" if err.get("output_limit") else "runtime_error"
+        message = f"{err['type']} (over the program's {memory_mb} MB address space)" if status == "memory_limit" \
+            else err["type"]
         return dict(base, status=status, output=excerpt(frame.get("printed") or ""), exception=excerpt(err["message"]),
-                    traceback=[excerpt(t) for t in err["traceback"][:3]], message=excerpt(err["type"], 200))
+                    traceback=[excerpt(t) for t in err["traceback"][:3]], message=excerpt(message, 200))
     output = frame.get("output") or ""
     ok, message = (compare_functional if mode == "functional" else compare_stdin)(output, test["output"])
     return dict(base, status="pass" if ok else "wrong_answer", output=excerpt(output), message=message)
@@ -387,7 +393,7 @@ def run_job(job, isolated=True):
                                             traceback=err["traceback"]))
                     return {"tests": results}
                 if kind == "frame" and frame.get("i") == len(results) - attempt.start:
-                    results.append(result_for(test, frame, mode, now - test_started))
+                    results.append(result_for(test, frame, mode, now - test_started, job["memory_mb"]))
                     if results[-1]["status"] == "memory_limit":
                         restart = True  # the runner's heap is suspect after a MemoryError
                     deadline, test_started = now + limit, now
@@ -402,7 +408,7 @@ def run_job(job, isolated=True):
                 else:  # the runner died before answering this test
                     code = frame
                     if code == -signal.SIGKILL:  # not by us: the kernel's OOM killer
-                        status, msg = "memory_limit", "killed (out of memory)"
+                        status, msg = "memory_limit", "killed by the sandbox's memory limit (out of memory)"
                     elif code == -signal.SIGXCPU:
                         status, msg = "timeout", "CPU time limit exceeded"
                     elif code == -signal.SIGXFSZ:
