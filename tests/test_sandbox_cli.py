@@ -68,8 +68,8 @@ def test_bad_problem_exits_2(tmp_path, record, message):
 def test_missing_files_exit_2(tmp_path):
     r = subprocess.run([sys.executable, "-m", "vpd.cli", "sandbox", "check", "--problem", str(tmp_path / "nope.json"),
                         "--code", str(tmp_path / "S.py")], capture_output=True, text=True)
-    assert r.returncode == 2 and "nope.json: cannot read the problem" in r.stderr
+    assert r.returncode == 2 and "nope.json: no such problem file" in r.stderr
     (tmp_path / "P.json").write_text(json.dumps(RECORD))
     r = subprocess.run([sys.executable, "-m", "vpd.cli", "sandbox", "check", "--problem", str(tmp_path / "P.json"),
                         "--code", str(tmp_path / "missing.py")], capture_output=True, text=True)
-    assert r.returncode == 2 and "missing.py: cannot read the program" in r.stderr
+    assert r.returncode == 2 and "missing.py: no such program file" in r.stderr
