@@ -75,3 +75,24 @@ def test_vpd_compare_rebuilds_a_sweep(tmp_path, capsys):
     assert "| algorithm | seeds |" in capsys.readouterr().out
     assert main(["compare", str(tmp_path / "nowhere")]) == 2
     assert "not a sweep directory" in capsys.readouterr().err
+
+
+def test_change_paired_by_problem_averages_seeds_then_intervals_over_problems():
+    flips = pd.DataFrame({
+        "algorithm": ["vpd"] * 6 + ["grpo"] * 2,
+        "seed": [0, 0, 0, 1, 1, 1, 0, 0],
+        "problem_id": ["a", "b", "c", "a", "b", "c", "a", "b"],
+        "solved before": [0.0, 1.0, 0.5, 0.0, 1.0, 0.5, 1.0, 0.0],
+        "solved after": [1.0, 1.0, 0.0, 0.5, 0.5, 0.0, 1.0, 1.0],
+        "flip": [""] * 8,
+    })
+    rows = {r["algorithm"]: r for r in compare.paired_by_problem(flips, ["algorithm"])}
+    per_problem = [0.75, -0.25, -0.5]  # a: (1 + 0.5) / 2, b: (0 - 0.5) / 2, c: (-0.5 - 0.5) / 2
+    m = sum(per_problem) / 3
+    sd = math.sqrt(sum((x - m) ** 2 for x in per_problem) / 2)
+    assert rows["vpd"]["change"] == pytest.approx(m)
+    assert rows["vpd"]["change ±95%"] == pytest.approx(4.303 * sd / math.sqrt(3))
+    assert (rows["vpd"]["problems"], rows["vpd"]["seeds"], rows["vpd"]["improved"], rows["vpd"]["worsened"]) == (3, 2, 1, 2)
+    assert rows["grpo"]["change"] == pytest.approx(0.5) and rows["grpo"]["improved"] == 1
+    md = compare.paired_markdown(list(rows.values()), ["algorithm"])
+    assert f"| vpd | 3 | 2 | {m:+.3f} ± {rows['vpd']['change ±95%']:.3f} | 1 | 2 |" in md

@@ -184,6 +184,36 @@ def problem_flips(results: list[dict], point_keys: list[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
 
 
+def paired_by_problem(flips: pd.DataFrame, point_keys: list[str]) -> list[dict]:
+    """Held-out pass@1 change per grid point, paired by problem: each problem's change averaged over
+    the seeds, then the mean and 95% t-interval over problems. The interval over seeds (n = seeds)
+    asks whether training reliably helps; this one (n = problems) asks whether the change holds
+    across held-out problems for these trained models: a tighter, different question."""
+    out = []
+    if flips.empty:
+        return out
+    flips = flips.assign(change=flips["solved after"] - flips["solved before"])
+    for key, df in flips.groupby(point_keys, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        per_problem = df.groupby("problem_id")["change"].mean()
+        m, h = mean_ci(per_problem.tolist())
+        out.append({**dict(zip(point_keys, key)), "problems": len(per_problem), "seeds": df["seed"].nunique(),
+                    "change": m, "change ±95%": h, "improved": int((per_problem > 0).sum()),
+                    "worsened": int((per_problem < 0).sum())})
+    return out
+
+
+def paired_markdown(rows: list[dict], point_keys: list[str]) -> str:
+    head = [*point_keys, "problems", "seeds", "pass@1 change (± 95%, over problems)", "problems improved",
+            "problems worsened"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        lines.append("| " + " | ".join([*(str(r[k]) for k in point_keys), str(r["problems"]), str(r["seeds"]),
+                                        f"{r['change']:+.3f} ± {r['change ±95%']:.3f}", str(r["improved"]),
+                                        str(r["worsened"])]) + " |")
+    return "\n".join(lines) + "\n"
+
+
 RESULT_KEYS = {"seed", "run_dir", "failed", "steps", *SUMMARY_KEYS, "train reward first quarter"}
 
 
@@ -270,6 +300,10 @@ def write_comparison(results: list[dict], point_keys: list[str], out_dir: str | 
     write_text_atomic(files["runs"], json.dumps(results, indent=1, default=str))
     learning_curves_png(results, point_keys, files["figure"])
     flips = problem_flips(results, point_keys)
+    paired = paired_by_problem(flips, point_keys)
+    if paired:
+        md += "\n### Held-out change paired by problem\n\n" + paired_markdown(paired, point_keys)
+        write_text_atomic(files["table_md"], md)
     with atomic_output(files["problems"]) as tmp:
         flips.to_csv(tmp, index=False)
     # DVC plots: one row per (point, step), the same keys in every row
