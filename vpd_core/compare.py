@@ -293,17 +293,16 @@ def write_comparison(results: list[dict], point_keys: list[str], out_dir: str | 
     diag = diagnostics_markdown(results, point_keys)
     if diag:
         md += "\n### Teacher diagnostics (fixed probe set of training problems)\n\n" + diag
+    flips = problem_flips(results, point_keys)
+    paired = paired_by_problem(flips, point_keys)
+    if paired:
+        md += "\n### Held-out change paired by problem\n\n" + paired_markdown(paired, point_keys)
     files = {"table_md": out / "comparison.md", "table_json": out / "comparison.json", "runs": out / "runs.json",
              "figure": out / "learning_curves.png", "problems": out / "problems.csv", "curves": out / "curves.json"}
     write_text_atomic(files["table_md"], md)
     write_text_atomic(files["table_json"], json.dumps(rows, indent=1, default=str))
     write_text_atomic(files["runs"], json.dumps(results, indent=1, default=str))
     learning_curves_png(results, point_keys, files["figure"])
-    flips = problem_flips(results, point_keys)
-    paired = paired_by_problem(flips, point_keys)
-    if paired:
-        md += "\n### Held-out change paired by problem\n\n" + paired_markdown(paired, point_keys)
-        write_text_atomic(files["table_md"], md)
     with atomic_output(files["problems"]) as tmp:
         flips.to_csv(tmp, index=False)
     # DVC plots: one row per (point, step), the same keys in every row

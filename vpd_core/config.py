@@ -384,9 +384,9 @@ def changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> 
     return out
 
 
-def resume_conflicts(saved: dict[str, Any], params: Params) -> list[str]:
-    """Keys that differ from the params a run directory was started with and may not change on resume."""
-    return [k for k in changed_keys(saved, params.model_dump(mode="json"))
+def resume_conflicts(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Keys of two params dumps (the run directory's, this run's) that differ and may not change on resume."""
+    return [k for k in changed_keys(saved, current)
             if not any(k == r or k.startswith(r + ".") for r in RESUMABLE)]
 
 

@@ -143,16 +143,17 @@ def claim_run_dir(params: Params, run_dir: Path, write: bool = True) -> None:
     resuming them with another algorithm, data or learning rate would silently mix two experiments.
     (Without checkpoints, e.g. after DVC removed a stage's outputs, the run starts fresh.)"""
     recorded = run_dir / "params.json"
+    current = params.model_dump(mode="json")
     if recorded.is_file() and resume_candidates(run_dir / "checkpoints"):  # no checkpoint: a fresh start, nothing mixes
         saved = json.loads(recorded.read_text())
-        conflicts = resume_conflicts(saved, params)
+        conflicts = resume_conflicts(saved, current)
         if conflicts:
-            shown = ", ".join(f"{k} ({_lookup(saved, k)!r} -> {_lookup(params.model_dump(mode='json'), k)!r})"
+            shown = ", ".join(f"{k} ({_lookup(saved, k)!r} -> {_lookup(current, k)!r})"
                               for k in conflicts[:6]) + (f" and {len(conflicts) - 6} more" if len(conflicts) > 6 else "")
             raise ParamsError(f"{run_dir} was started with other params: {shown}; resume it with its own params "
                               f"or start a new run (--set run_dir=...)")
     if write:  # (a run directory from before params.json existed is adopted as it is)
-        write_text_atomic(recorded, json.dumps(params.model_dump(mode="json"), indent=1, sort_keys=True) + "\n")
+        write_text_atomic(recorded, json.dumps(current, indent=1, sort_keys=True) + "\n")
 
 
 def _lookup(tree: dict, dotted: str):
