@@ -83,8 +83,11 @@ def test_model_device_cuda_without_a_gpu_is_a_clear_error(tiny_dir):
 def test_stop_strings_end_the_response_at_the_completing_token(model, tok):
     """Same seed with and without a stop string: the stopped response is the prefix that ends
     with the token completing the stop string; log-probs are cut with it, finish reason 'stop'."""
-    eng = HFRolloutEngine(model, tok)
-    ps = prompts(tok)[:1]
+    check_stop_string_cut(HFRolloutEngine(model, tok), tok, prompts(tok)[:1])
+
+
+def check_stop_string_cut(eng, tok, ps):
+    """The stop-string property every rollout engine must have (HF here, vLLM in test_vllm.py)."""
     free = eng.generate(ps, 1, SamplingParams(max_new_tokens=24, seed=5))[0]
     assert len(free.response_ids) >= 12
     cut = 8  # stop on the text of tokens 6..8, so it completes at token 8 at the latest

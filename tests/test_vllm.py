@@ -79,20 +79,11 @@ def test_greedy_matches_hf_token_for_token(engine, model, tok):
 
 
 def test_stop_strings_end_the_response_at_the_completing_token(engine, tok):
-    """rollout.stop on vLLM, as on HF (test_rollout.py): same seed with and without a stop string;
-    the stopped response is the prefix ending with the token that completes the stop string."""
-    ps = prompts(tok)[:1]
-    free = engine.generate(ps, 1, SamplingParams(max_new_tokens=24, seed=5))[0]
-    assert len(free.response_ids) >= 12
-    cut = 8
-    stop = tok.decode(free.response_ids[5:cut])
-    assert stop.strip()
-    got = engine.generate(ps, 1, SamplingParams(max_new_tokens=24, seed=5, stop=(stop,)))[0]
-    n = len(got.response_ids)
-    assert n <= cut and stop in tok.decode(got.response_ids) and stop not in tok.decode(got.response_ids[: n - 1])
-    assert got.response_ids == free.response_ids[:n]
-    assert got.sampler_logps == pytest.approx(free.sampler_logps[:n], abs=1e-5)
-    assert got.finish_reason == "stop"
+    """rollout.stop on vLLM, as on HF: same seed with and without a stop string; the stopped
+    response is the prefix ending with the token that completes the stop string."""
+    from tests.test_rollout import check_stop_string_cut
+
+    check_stop_string_cut(engine, tok, prompts(tok)[:1])
 
 
 def test_stop_token_ends_and_is_kept(engine, tok, model):
