@@ -36,7 +36,9 @@ def test_split_sizes_and_no_shared_questions(generated):
 def test_problems_load_through_the_params(tmp_path):
     p = load_params("params.yaml", ["data.source=minicode", f"run_dir={tmp_path}"])
     train, test = load_problems(p, "train"), load_problems(p, "test")
-    assert (len(train), len(test)) == (210, 120)
+    assert (len(train), len(test)) == (16, 120)  # params.yaml's training pool (data.train_problems)
+    everything = load_problems(load_params("params.yaml", ["data.train_problems=null", f"run_dir={tmp_path}"]), "train")
+    assert len(everything) == 210 and {p.id for p in train} <= {p.id for p in everything}
     prob = test[0]
     assert prob.source == "minicode" and prob.fn_name and len(prob.tests) == 6 and prob.train_tests == prob.tests[:3]
     assert prob.messages[-1]["content"].startswith("Write a function") and f"def {prob.fn_name}(" in prob.messages[-1]["content"]

@@ -49,3 +49,24 @@ def test_problem_selection_depends_only_on_seed_and_step():
     assert select_problems(items, 3, 0, 5) == select_problems(items, 3, 0, 5)
     assert select_problems(items, 3, 0, 5) != select_problems(items, 3, 0, 6)
     assert step_seed(0, 1) != step_seed(1, 0)
+
+
+def test_problem_selection_covers_each_epoch_before_repeating():
+    items = list(range(10))  # 3 per step: 3 steps per epoch, one problem left out of each epoch
+    for epoch in range(4):
+        drawn = [x for step in range(3 * epoch, 3 * epoch + 3) for x in select_problems(items, 3, 7, step)]
+        assert len(drawn) == len(set(drawn)) == 9  # no repeat within an epoch
+    epochs = [sorted(x for s in range(3 * e, 3 * e + 3) for x in select_problems(items, 3, 7, s)) for e in range(4)]
+    assert len({tuple(e) for e in epochs}) > 1  # the left-out problem changes between epochs
+    assert select_problems(items, 3, 7, 0) != select_problems(items, 3, 8, 0)  # seeds shuffle differently
+    assert sorted(select_problems(items, 20, 0, 0)) == items  # more than the set: all of it, once
+
+
+def test_training_pool_is_a_seeded_subset_in_split_order():
+    from vpd_core.loop import training_pool
+
+    items = [f"p{i}" for i in range(30)]
+    pool = training_pool(items, 8, seed=1)
+    assert len(pool) == 8 and pool == [x for x in items if x in pool] and pool == training_pool(items, 8, seed=1)
+    assert pool != training_pool(items, 8, seed=2)
+    assert training_pool(items, None, 0) is items and training_pool(items, 99, 0) is items

@@ -55,6 +55,9 @@ class DataParams(_Section):
     types: list[str] | None = None
     holdout_fraction: float = Field(0.1, gt=0, lt=1)
     holdout_seed: int = 42
+    # a seeded subset of the training split (null = all): a small pool is revisited every epoch, so
+    # the training reward of a late epoch is measured on the problems of the first (docs/results.md)
+    train_problems: int | None = Field(None, ge=1)
     num_problems: int = Field(64, ge=1)  # arithmetic only
     max_operand: int = Field(10, ge=1)  # arithmetic only
 

@@ -49,7 +49,21 @@ def step_seed(seed: int, step: int) -> int:
 
 
 def select_problems(problems: list, k: int, seed: int, step: int) -> list:
-    return random.Random(step_seed(seed, step)).sample(problems, k=min(k, len(problems)))
+    """Step `step`'s k problems (step counts from 0): epochs over the training set, each a fresh
+    seeded shuffle cut into steps (a data loader with drop_last). Every problem is drawn once per
+    epoch before any is drawn twice, so two epochs' rewards are measured on the same problems."""
+    k = min(k, len(problems))
+    epoch, slot = divmod(step, len(problems) // k)
+    order = random.Random(f"{seed}/epoch/{epoch}").sample(problems, k=len(problems))
+    return order[slot * k : (slot + 1) * k]
+
+
+def training_pool(problems: list[Problem], size: int | None, seed: int) -> list[Problem]:
+    """A seeded subset of `size` training problems (None: all), in the split's order."""
+    if size is None or size >= len(problems):
+        return problems
+    keep = set(random.Random(f"{seed}/pool").sample(range(len(problems)), k=size))
+    return [p for i, p in enumerate(problems) if i in keep]
 
 
 def load_problems(params: Params, split: str) -> list[Problem]:
@@ -58,7 +72,7 @@ def load_problems(params: Params, split: str) -> list[Problem]:
     if d.source == "arithmetic":
         problems = arithmetic.make_problems(d.num_problems, d.max_operand, params.seed)
         cut = len(problems) * 3 // 4
-        return problems[:cut] if split == "train" else problems[cut:]
+        return training_pool(problems[:cut], d.train_problems, params.seed) if split == "train" else problems[cut:]
     embedded = d.path == "embedded"
     path = embedded_path(d.source, split) if embedded else Path(d.path)
     if d.source == "math500" and path.is_dir():  # e.g. MATH's train problems beside MATH-500 as test
@@ -77,7 +91,7 @@ def load_problems(params: Params, split: str) -> list[Problem]:
         problems = [p for domain in sorted(parts) for p in parts[domain][split]]
     if not problems:
         raise DataError(f"{path}: no {d.source} problems for the {split} split with the data.* filters")
-    return problems
+    return training_pool(problems, d.train_problems, params.seed) if split == "train" else problems
 
 
 def load_prepared(path: str | Path) -> list[Problem]:
