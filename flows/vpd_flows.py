@@ -14,7 +14,6 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.artifacts import (
     create_image_artifact,
-    create_link_artifact,
     create_markdown_artifact,
     create_progress_artifact,
     create_table_artifact,
@@ -30,7 +29,7 @@ from tasks.common import check_sandbox, make_grader, params_from
 from tasks.steps import (diagnose, evaluate_checkpoint, fetch_model, generate_rollouts, grade_rollouts,
                          prepare_split, record_step, train_distributed, update)
 
-KEY_METRICS = ["reward/mean", "reward/pass_rate", "distill/divergence", "student/entropy", "estep/accuracy", "time/step"]
+KEY_METRICS = ["reward/mean", "reward/problems_solved", "distill/divergence", "student/entropy", "estep/accuracy", "time/step"]
 
 
 @flow(name="prepare", log_prints=True)
@@ -150,27 +149,13 @@ def base_eval_cache(params) -> Path:
 
 @flow(name="report", log_prints=True)
 def report(params_path: str = "params.yaml", overrides: list[str] | None = None) -> str:
-    """Learning curves (PNG), a markdown report with the evaluation tables, links to checkpoints."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Learning curves (PNG), a markdown report with the evaluation tables, where the run's files are."""
     params = params_from(params_path, overrides)
     run_dir = Path(params.run_dir)
     rows = read_jsonl(run_dir / "metrics.jsonl")
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.2))
-    for ax, key in zip(axes, ["reward/mean", "reward/pass_rate", "distill/divergence", "estep/accuracy"]):
-        pts = [(r["train/step"], r[key]) for r in rows if key in r]
-        if pts:
-            ax.plot(*zip(*pts), marker="o")
-        ax.set_title(key)
-        ax.set_xlabel("step")
-    fig.tight_layout()
     png = run_dir / "report" / "learning_curves.png"
     with atomic_output(png) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
+        learning_curves_figure(loop.plot_rows(rows), tmp)
     sections = [f"# VPD run report: `{run_dir}`\n", f"algorithm **{params.algorithm}**, {len(rows)} steps, "
                 f"model `{params.model.path}`, data `{params.data.source}`\n", "![learning curves](learning_curves.png)\n"]
     for ev in sorted((run_dir / "eval").glob("*/metrics.json")):
@@ -182,13 +167,43 @@ def report(params_path: str = "params.yaml", overrides: list[str] | None = None)
     text = "\n".join(sections)
     out = run_dir / "report" / "report.md"
     write_text_atomic(out, text)
-    create_markdown_artifact(key="vpd-report", markdown=text, description=str(out))
+    create_markdown_artifact(key="vpd-report", markdown=text.replace("(learning_curves.png)", f"({data_uri(png)})"),
+                             description=str(out))
+    # a browser opens no file:// URL from the UI: the picture travels inline, paths are shown as text
+    create_image_artifact(image_url=data_uri(png), key="learning-curves", description=str(png))
     ckpt = latest_checkpoint(run_dir / "checkpoints")
-    if ckpt is not None:
-        create_link_artifact(key="latest-checkpoint", link=ckpt.resolve().as_uri(), description="latest checkpoint")
-    create_link_artifact(key="report-file", link=out.resolve().as_uri(), description="report")
-    create_image_artifact(image_url=png.resolve().as_uri(), key="learning-curves", description=str(png))
+    create_markdown_artifact(key="run-files", description=str(run_dir), markdown="\n".join(
+        [f"- report: `{out.resolve()}`", f"- metrics: `{(run_dir / 'metrics.jsonl').resolve()}`",
+         f"- latest checkpoint: `{ckpt.resolve()}`" if ckpt is not None else "- no checkpoint yet"]))
     return str(out)
+
+
+def data_uri(png: Path) -> str:
+    import base64
+
+    return "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode()
+
+
+def learning_curves_figure(plots: dict[str, list[dict]], path) -> None:
+    """One row of panels from the run's plot files (loop.PLOTS); a panel with no data is left out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    panels = [(name, rows) for name, rows in plots.items() if rows]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
+    for ax, (name, rows) in zip(axes[0], panels):
+        for key in [k for k in rows[0] if k != "step"]:
+            ax.plot([r["step"] for r in rows], [r[key] for r in rows], marker="o", label=key)
+        ax.set_title(name)
+        ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, format="png")
+    plt.close(fig)
 
 
 @flow(name="pipeline", log_prints=True)
@@ -288,11 +303,9 @@ def sweep(params_path: str = "params.yaml", overrides: list[str] | None = None,
 
 def sweep_report(grid: dict, seeds: list[int], files: dict, params_path: str, overrides: list[str] | None) -> str:
     """The sweep's report: the table, the figure inline (a data URI shows in the UI and any viewer)."""
-    import base64
-
-    png = base64.b64encode(files["figure"].read_bytes()).decode()
+    png = data_uri(files["figure"])
     text = (f"# Sweep: {json.dumps(grid)} x seeds {seeds}\n\nparams `{params_path}`, overrides `{overrides or []}`\n\n"
-            f"{files['table_md'].read_text()}\n![learning curves](data:image/png;base64,{png})\n\n"
+            f"{files['table_md'].read_text()}\n![learning curves]({png})\n\n"
             f"Per-problem outcomes: `{files['problems']}`; per-run numbers: `{files['runs']}`.\n")
-    write_text_atomic(files["table_md"].parent / "report.md", text.replace(f"data:image/png;base64,{png}", files["figure"].name))
+    write_text_atomic(files["table_md"].parent / "report.md", text.replace(png, files["figure"].name))
     return text

@@ -16,7 +16,7 @@ from vpd_core.trainer import Trainer
 
 HERE = Path(__file__).parent
 REPO = HERE.parent
-COMPARED = ["reward/mean", "reward/pass_rate", "batch/samples", "response/length_mean", "context/masked",
+COMPARED = ["reward/mean", "reward/problems_solved", "batch/samples", "response/length_mean", "context/masked",
             "distill/divergence", "student/entropy", "distill/tokens", "grpo/loss", "train/grad_norm",
             "estep/loss", "estep/accuracy", "estep/delta", "estep/samples", "estep/grad_norm"]
 

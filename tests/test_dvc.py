@@ -1,5 +1,6 @@
 """`dvc repro` of dvc.yaml in a temporary git repository: full run, no-op, partial re-run."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -55,6 +56,15 @@ def test_dvc_repro_then_noop_then_only_downstream(prefect_backend, tiny_params, 
 
     metrics = sh(["dvc", "metrics", "show", "--json"], repo, env)
     assert "pass@1" in metrics
+
+    # every plot dvc.yaml defines renders without an error; the ones this algorithm fills have data
+    plots = subprocess.run(["dvc", "plots", "show", "--json"], cwd=repo, env=env, capture_output=True, text=True)
+    assert plots.returncode == 0 and "WARNING" not in plots.stderr, plots.stderr
+    shown = json.loads(plots.stdout)
+    assert not shown.get("errors"), shown.get("errors")
+    drawn = {name: specs[0]["content"]["data"]["values"] for name, specs in shown["data"].items() if specs}
+    assert {"training reward", "E-step preference accuracy"} <= set(drawn)
+    assert all(values for values in drawn.values())
 
     # a variant as a DVC experiment: only the stages downstream of the changed param run
     sh(["git", "add", "-A"], repo, env)

@@ -33,8 +33,11 @@ def test_pipeline_flow_end_to_end(prefect_backend, tiny_params):
         assert (run / "eval" / name / "tables" / "arithmetic.parquet").exists()
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["train/step"] for r in rows] == [1.0, 2.0] and "estep/loss" in rows[1]
-    curves = json.loads((run / "curves.json").read_text())
-    assert [c["step"] for c in curves] == [1, 2] and "estep_accuracy" in curves[1]
+    plots = {f.stem: json.loads(f.read_text()) for f in (run / "plots").glob("*.json")}
+    assert set(plots) == {"training", "distillation", "estep", "teacher"}
+    assert [c["step"] for c in plots["training"]] == [1, 2] and [c["step"] for c in plots["estep"]] == [2]
+    for name, data in plots.items():  # DVC draws nothing from rows with different keys
+        assert len({tuple(sorted(r)) for r in data}) <= 1, name
 
     import asyncio
 
@@ -43,7 +46,7 @@ def test_pipeline_flow_end_to_end(prefect_backend, tiny_params):
             return {a.key for a in await client.read_artifacts()}
 
     keys = asyncio.run(artifact_keys())
-    assert {"train-metrics", "vpd-report", "latest-checkpoint", "eval-base", "eval-final", "learning-curves"} <= keys
+    assert {"train-metrics", "vpd-report", "run-files", "eval-base", "eval-final", "learning-curves"} <= keys
 
 
 def test_bad_params_fail_before_any_work(prefect_backend, tiny_params):

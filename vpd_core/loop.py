@@ -261,7 +261,7 @@ class Run:
         self.rows.append(metrics)
         if self.dist.is_main:
             write_jsonl_atomic(self.metrics_path, self.rows)
-            write_text_atomic(self.run_dir / "curves.json", json.dumps(curves(self.rows), indent=1))
+            write_plots(self.run_dir, self.rows)
         p = self.params
         if self.trainer.step % p.train.checkpoint_every == 0 or self.trainer.step == p.train.steps:
             return save_checkpoint(self.trainer, self.ckpt_dir, keep=p.train.keep_checkpoints)
@@ -294,17 +294,32 @@ def run_training(params: Params, grade: Grader = text_grader, log: Callable[[str
     return run.run_dir
 
 
-CURVES = {"reward": "reward/mean", "pass_rate": "reward/pass_rate", "divergence": "distill/divergence",
-          "entropy": "student/entropy", "estep_accuracy": "estep/accuracy", "estep_delta": "estep/delta"}
+# DVC plot files: every row of a file carries the same keys (DVC draws nothing from mixed rows), a
+# step enters a file only when it logged all of the file's metrics, and a file an algorithm never
+# fills is written as [] (DVC skips it; a missing file or field is an error).
+PLOTS = {
+    "training": {"reward": "reward/mean", "problems_solved": "reward/problems_solved",
+                 "truncated": "response/truncated_frac"},
+    "distillation": {"divergence": "distill/divergence", "entropy": "student/entropy"},
+    "estep": {"accuracy": "estep/accuracy", "delta": "estep/delta"},
+    "teacher": {"student_pass_rate": "student/pass_rate", "teacher_pass_rate": "teacher/pass_rate"},
+}
 
 
-def curves(rows: list[dict]) -> list[dict]:
-    """The per-step series DVC plots and the report draw (missing values left out)."""
-    return [{"step": int(r["train/step"]), **{k: r[v] for k, v in CURVES.items() if v in r}} for r in rows]
+def plot_rows(rows: list[dict]) -> dict[str, list[dict]]:
+    """metrics.jsonl rows -> {plot file name: rows with `step` and that file's keys}."""
+    return {name: [{"step": int(r["train/step"]), **{k: r[v] for k, v in keys.items()}}
+                   for r in rows if all(v in r for v in keys.values())]
+            for name, keys in PLOTS.items()}
+
+
+def write_plots(run_dir: Path, rows: list[dict]) -> None:
+    for name, data in plot_rows(rows).items():
+        write_text_atomic(run_dir / "plots" / f"{name}.json", json.dumps(data, indent=1))
 
 
 def format_metrics(m: dict[str, float]) -> str:
-    parts = [f"step {int(m['train/step'])}", f"reward {m['reward/mean']:.3f}", f"pass {m['reward/pass_rate']:.2f}"]
+    parts = [f"step {int(m['train/step'])}", f"reward {m['reward/mean']:.3f}", f"solved {m['reward/problems_solved']:.2f}"]
     if "distill/divergence" in m:
         parts.append(f"div {m['distill/divergence']:.4f}")
     if "grpo/loss" in m:

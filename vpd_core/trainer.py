@@ -563,7 +563,7 @@ def batch_metrics(samples: list[Sample], dist: Dist = SINGLE) -> dict[str, float
         groups.setdefault((rank, group), []).append(reward)
     return {
         "reward/mean": rewards.mean().item(),
-        "reward/pass_rate": sum(max(r) >= 0.5 for r in groups.values()) / len(groups),
+        "reward/problems_solved": sum(max(r) >= 0.5 for r in groups.values()) / len(groups),
         "reward/solve_all_rate": sum(min(r) >= 0.5 for r in groups.values()) / len(groups),
         "response/length_mean": lengths.mean().item(),
         "response/length_max": lengths.max().item(),
