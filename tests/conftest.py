@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -74,10 +75,10 @@ def tiny_params(tiny_dir, tmp_path):
     """A params file for a 2-step VPD run of the tiny model on the arithmetic task."""
     import yaml
 
-    from vpd_core.config import load_params
+    from vpd_core.config import load_params, read_params_file
 
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    raw = yaml.safe_load(open(os.path.join(repo, "params.yaml")))
+    raw = read_params_file(Path(repo) / "params.yaml")  # with prompts.yaml merged in: one self-contained file
     raw.update(run_dir=str(tmp_path / "run"), seed=3)
     raw["model"].update(path=str(tiny_dir))
     raw["data"].update(source="arithmetic", num_problems=16)

@@ -1,5 +1,6 @@
 """params.yaml loading: defaults, overrides, and errors that name the key."""
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,10 @@ REPO = Path(__file__).resolve().parents[1]
 def test_repo_params_yaml_is_valid_and_complete():
     import yaml
 
+    from vpd_core.config import read_params_file
+
     p = load_params(REPO / "params.yaml")
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw = read_params_file(REPO / "params.yaml")  # params.yaml and the prompts.yaml it names
 
     def keys(model, prefix=""):
         for name, field in type(model).model_fields.items():
@@ -102,4 +105,34 @@ def test_params_files_survive_dvcs_yaml_round_trip(path, tmp_path):
     out = tmp_path / "params.yaml"
     with open(out, "w") as f:
         yaml12.dump(data, f)
+    if (REPO / "prompts.yaml").exists():
+        shutil.copy(REPO / "prompts.yaml", tmp_path / "prompts.yaml")
     assert load_params(out) == load_params(REPO / path)
+
+
+def test_dvc_exp_set_changes_one_line_of_params_yaml(tmp_path):
+    """`dvc exp run -S key=value` rewrites params.yaml through ruamel: every line but the changed
+    one must come back byte for byte (long templates live in prompts.yaml, nulls are empty values)."""
+    from dvc.utils.serialize import modify_yaml
+
+    out = tmp_path / "params.yaml"
+    shutil.copy(REPO / "params.yaml", out)
+    with modify_yaml(out) as data:  # what `dvc exp run -S optim.lr=2e-5` calls
+        data["optim"]["lr"] = 2e-5
+    before, after = (REPO / "params.yaml").read_text().splitlines(), out.read_text().splitlines()
+    assert len(before) == len(after)
+    changed = [(a, b) for a, b in zip(before, after) if a != b]
+    assert len(changed) == 1 and changed[0][1].startswith("  lr: 2e-05 "), changed
+
+
+def test_templates_file_merges_and_a_key_in_both_files_is_refused(tmp_path):
+    (tmp_path / "t.yaml").write_text('prompts:\n  minicode_user: "Q: {question}"\nteacher:\n  template: "{prompt}{solution}{feedback}"\n')
+    (tmp_path / "p.yaml").write_text("templates: t.yaml\nteacher:\n  quote_attempt: true\n")
+    p = load_params(tmp_path / "p.yaml")
+    assert p.prompts.minicode_user == "Q: {question}" and p.teacher.template == "{prompt}{solution}{feedback}" and p.teacher.quote_attempt
+    (tmp_path / "p.yaml").write_text('templates: t.yaml\nteacher:\n  template: "{prompt}{solution}{feedback}!"\n')
+    with pytest.raises(ParamsError, match=r"t.yaml: teacher.template is also set in .*p.yaml"):
+        load_params(tmp_path / "p.yaml")
+    (tmp_path / "p.yaml").write_text("templates: missing.yaml\n")
+    with pytest.raises(ParamsError, match="missing.yaml"):
+        load_params(tmp_path / "p.yaml")

@@ -27,8 +27,11 @@ def test_dvc_repro_then_noop_then_only_downstream(prefect_backend, tiny_params, 
     for d in ("vpd_core", "sandboxes", "tasks", "flows", "data/embedded"):
         shutil.copytree(REPO / d, repo / d, ignore=ignore)
     shutil.copy(REPO / "dvc.yaml", repo / "dvc.yaml")
-    raw = yaml.safe_load(tiny_params.read_text())
-    raw["run_dir"] = "run"
+    # the repository's layout: params.yaml names prompts.yaml, which holds the templates
+    templates = yaml.safe_load((REPO / "prompts.yaml").read_text())
+    raw = without(yaml.safe_load(tiny_params.read_text()), templates)
+    raw = {"templates": "prompts.yaml", **raw, "run_dir": "run"}
+    shutil.copy(REPO / "prompts.yaml", repo / "prompts.yaml")
     (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "HF_HUB_OFFLINE": "1",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
@@ -76,8 +79,23 @@ def test_dvc_repro_then_noop_then_only_downstream(prefect_backend, tiny_params, 
     exp = sh(["dvc", "exp", "run", "-S", "eval.samples=4"], repo, env)
     assert "Running stage 'evaluate'" in exp and "Running stage 'train'" not in exp
     assert "eval.samples" in sh(["dvc", "exp", "show", "--md"], repo, env)
+    columns = sh(["dvc", "exp", "show", "--csv"], repo, env).splitlines()[0].split(",")
+    templated = [c for c in columns if c.startswith(("prompts.", "teacher.template", "feedback.critique.template"))]
+    assert templated == ["prompts.yaml"], templated  # one dependency column, not a column per template
     final = yaml.safe_load((repo / "run" / "eval" / "final" / "metrics.json").read_text())
     assert final["samples"] == 4 * final["problems"]
+
+
+def without(raw: dict, templates: dict) -> dict:
+    """raw minus every key that the templates file sets (and the sections that leaves empty)."""
+    out = {}
+    for key, value in raw.items():
+        if isinstance(value, dict) and isinstance(templates.get(key), dict):
+            if rest := without(value, templates[key]):
+                out[key] = rest
+        elif key not in templates:
+            out[key] = value
+    return out
 
 
 def assert_plots_draw_offline(repo, env, expected):

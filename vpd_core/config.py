@@ -442,7 +442,21 @@ def load_params(path: str | Path | None = "params.yaml", overrides: list[str] = 
 
 
 def read_params_file(path: Path) -> dict[str, Any]:
-    text = read_text_input(path, "params file", ParamsError)
+    """A params file, with the templates file it names (`templates: prompts.yaml`, relative to
+    it) merged in. A key set in both files is an error: each value has one home."""
+    raw = _read_mapping(path, "params file")
+    templates = raw.pop("templates", None)
+    if templates is None:
+        return raw
+    if not isinstance(templates, str) or not templates:
+        raise ParamsError(f"{path}: templates: expected the name of a templates file, got {templates!r}")
+    tpath = Path(path).parent / templates
+    _merge_disjoint(raw, _read_mapping(tpath, "templates file"), str(tpath), str(path))
+    return raw
+
+
+def _read_mapping(path: Path, what: str) -> dict[str, Any]:
+    text = read_text_input(path, what, ParamsError)
     try:
         raw = parse_yaml(text) or {}
     except (yaml.YAMLError, RecursionError) as e:
@@ -450,6 +464,17 @@ def read_params_file(path: Path) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: top level must be a mapping")
     return raw
+
+
+def _merge_disjoint(into: dict[str, Any], extra: dict[str, Any], extra_source: str, into_source: str,
+                    prefix: str = "") -> None:
+    for key, value in extra.items():
+        if key not in into:
+            into[key] = value
+        elif isinstance(into[key], dict) and isinstance(value, dict):
+            _merge_disjoint(into[key], value, extra_source, into_source, f"{prefix}{key}.")
+        else:
+            raise ParamsError(f"{extra_source}: {prefix}{key} is also set in {into_source}; set it in one of them")
 
 
 class _ParamsLoader(yaml.SafeLoader):
