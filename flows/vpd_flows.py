@@ -22,7 +22,7 @@ from prefect.artifacts import (
 from tqdm import tqdm
 
 from vpd_core import loop
-from vpd_core.checkpoint import latest_checkpoint
+from vpd_core.checkpoint import export_final, latest_checkpoint
 from vpd_core.fileio import atomic_output, read_jsonl, write_text_atomic
 
 from tasks.common import check_sandbox, make_grader, params_from
@@ -80,8 +80,10 @@ def train(params_path: str = "params.yaml", overrides: list[str] | None = None) 
 
 
 def _train_summary(params) -> str:
-    """The metrics table artifact of a finished run; returns its latest checkpoint."""
+    """The metrics table artifact of a finished run and its exported weights (<run_dir>/final);
+    returns its latest checkpoint."""
     run_dir = Path(params.run_dir)
+    export_final(run_dir)
     rows = [{k: round(r.get(k, float("nan")), 4) for k in ["train/step", *KEY_METRICS]}
             for r in read_jsonl(run_dir / "metrics.jsonl")]
     create_table_artifact(key="train-metrics", table=rows, description=f"{params.run_dir}: metrics per step")

@@ -39,6 +39,7 @@ def test_dvc_repro_then_noop_then_only_downstream(prefect_backend, tiny_params, 
     sh(["dvc", "init", "-q"], repo, env)
     shutil.copy(REPO / ".dvc" / "config", repo / ".dvc" / "config")  # as a clone has it, with `make setup`'s page
     shutil.copytree(REPO / ".dvc" / "plots", repo / ".dvc" / "plots")
+    (repo / ".gitignore").write_text("/run/\n")  # as the repository ignores runs/: results reach git through DVC
     sh(["git", "add", "-A"], repo, env)
     sh(["git", "commit", "-qm", "init"], repo, env)
 
@@ -48,6 +49,12 @@ def test_dvc_repro_then_noop_then_only_downstream(prefect_backend, tiny_params, 
     assert (repo / "run" / "report" / "report.md").exists()
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     assert set(lock["stages"]) == {"model", "prepare", "train", "evaluate", "report"}
+    # DVC caches the exported weights, not the resumable checkpoints with their optimizer state
+    assert (repo / "run" / "final" / "model" / "model.safetensors").is_file()
+    cached = sum(f.stat().st_size for f in (repo / ".dvc" / "cache").rglob("*") if f.is_file())
+    checkpoints = sum(f.stat().st_size for f in (repo / "run" / "checkpoints").rglob("*") if f.is_file())
+    weights = (repo / "run" / "final" / "model" / "model.safetensors").stat().st_size
+    assert weights <= cached < checkpoints, (weights, cached, checkpoints)
 
     second = sh(["dvc", "repro"], repo, env)
     assert "Running stage" not in second and "up to date" in second
@@ -84,6 +91,16 @@ def test_dvc_repro_then_noop_then_only_downstream(prefect_backend, tiny_params, 
     assert templated == ["prompts.yaml"], templated  # one dependency column, not a column per template
     final = yaml.safe_load((repo / "run" / "eval" / "final" / "metrics.json").read_text())
     assert final["samples"] == 4 * final["problems"]
+
+    # a second experiment; the metrics of both are in the table (they travel in the DVC cache)
+    sh(["dvc", "exp", "run", "-S", "eval.samples=1"], repo, env)
+    table = subprocess.run(["dvc", "exp", "show", "--json"], cwd=repo, env=env, capture_output=True, text=True)
+    experiments = [e for commit in json.loads(table.stdout) for e in (commit.get("experiments") or [])]
+    samples = sorted(e["revs"][0]["data"]["metrics"]["run/eval/final/metrics.json"]["data"]["samples"]
+                     for e in experiments)
+    assert samples == [1 * final["problems"], 4 * final["problems"]], table.stdout[-3000:]
+    diff = json.loads(sh(["dvc", "metrics", "diff", "--json", "HEAD"], repo, env))
+    assert diff["run/eval/final/metrics.json"]["samples"]["new"] == final["problems"]
 
 
 def without(raw: dict, templates: dict) -> dict:

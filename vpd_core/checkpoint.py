@@ -102,6 +102,35 @@ def latest_checkpoint(root: str | Path) -> Path | None:
     return done[-1] if done else None
 
 
+def export_final(run_dir: str | Path) -> Path:
+    """The latest checkpoint's weights and tokenizer, without optimizer state, as
+    <run_dir>/final/model: what DVC caches per experiment (~0.5 GB for SmolLM2 in fp32, against
+    3.2 GB for two resumable checkpoints) and what `vpd evaluate --checkpoint <run_dir>/final` reads.
+    Files are hard links where the filesystem allows (no second copy on disk)."""
+    run_dir = Path(run_dir)
+    ckpt = latest_checkpoint(run_dir / "checkpoints")
+    if ckpt is None:
+        raise FileNotFoundError(f"{run_dir}/checkpoints: no checkpoint to export")
+    verify_checkpoint(ckpt)
+    final = run_dir / "final"
+    tmp = run_dir / f".tmp-final-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+
+    def link_or_copy(src, dst):
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(ckpt / "model", tmp / "model", copy_function=link_or_copy)
+    write_text_atomic(tmp / "source", f"{ckpt.name}\n")
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
+    return final
+
+
 def resume_candidates(root: str | Path) -> list[Path]:
     """Complete-looking checkpoints to resume from, best first: the one `latest` names, then the
     others from the highest step down."""

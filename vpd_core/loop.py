@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from . import arithmetic
-from .checkpoint import load_latest_intact, recover, resume_candidates, save_checkpoint
+from .checkpoint import export_final, load_latest_intact, recover, resume_candidates, save_checkpoint
 from .config import Params, ParamsError, resume_conflicts
 from .critique import write_critiques
 from .diagnostics import probe_problems, teacher_diagnostics
@@ -291,6 +291,8 @@ def run_training(params: Params, grade: Grader = text_grader, log: Callable[[str
         metrics |= {"time/rollout": t1 - t0, "time/execution": t2 - t1, "time/step": time.perf_counter() - t0}
         run.record(metrics | diagnostics)
         log(format_metrics(metrics))
+    if dist.is_main:
+        export_final(run.run_dir)
     return run.run_dir
 
 
