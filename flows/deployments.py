@@ -10,7 +10,7 @@ from .vpd_flows import pipeline, sweep
 def deployments():
     return [
         pipeline.to_deployment(name="vpd-pipeline", parameters={"params_path": "params.yaml", "overrides": []},
-                               description="prepare -> evaluate -> train -> evaluate -> report; edit overrides in the UI"),
+                               description="prepare -> evaluate -> train -> evaluate -> report; set the typed settings (or overrides) in the UI"),
         sweep.to_deployment(
             name="nightly-sweep",
             parameters={"params_path": "params.yaml", "overrides": [], "grid": {"algorithm": ["grpo", "sdpo", "vpd"]},

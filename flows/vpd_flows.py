@@ -23,9 +23,10 @@ from tqdm import tqdm
 
 from vpd_core import loop
 from vpd_core.checkpoint import export_final, latest_checkpoint
+from vpd_core.config import RunSettings
 from vpd_core.fileio import atomic_output, read_jsonl, write_text_atomic
 
-from tasks.common import check_sandbox, make_grader, params_from
+from tasks.common import check_sandbox, make_grader, params_from, with_settings
 from tasks.steps import (diagnose, evaluate_checkpoint, fetch_model, generate_rollouts, grade_rollouts,
                          prepare_split, record_step, train_distributed, update)
 
@@ -42,8 +43,10 @@ def prepare(params_path: str = "params.yaml", overrides: list[str] | None = None
 
 
 @flow(name="train", log_prints=True)
-def train(params_path: str = "params.yaml", overrides: list[str] | None = None) -> str:
+def train(params_path: str = "params.yaml", overrides: list[str] | None = None,
+          settings: RunSettings | None = None) -> str:
     """rollouts -> grading -> M-step (+ E-step every F) -> metrics and checkpoint, every step; resumes."""
+    overrides = with_settings(settings, overrides)
     params = params_from(params_path, overrides)
     if params.train.distributed.nproc > 1:
         # N processes (one per GPU) run the plain loop under torchrun; resumable the same way
@@ -91,8 +94,10 @@ def _train_summary(params) -> str:
 
 
 @flow(name="evaluate", log_prints=True)
-def evaluate(params_path: str = "params.yaml", overrides: list[str] | None = None, checkpoint: str = "latest") -> dict:
+def evaluate(params_path: str = "params.yaml", overrides: list[str] | None = None, checkpoint: str = "latest",
+             settings: RunSettings | None = None) -> dict:
     """mean@k / pass@k on the test split for a checkpoint ("base" = the initial model, "latest", or a path)."""
+    overrides = with_settings(settings, overrides)
     from vpd_core.models import ModelError, load_model, load_tokenizer, resolve_model_path
     from vpd_core.rollout import make_engine
 
@@ -209,8 +214,12 @@ def learning_curves_figure(plots: dict[str, list[dict]], path) -> None:
 
 
 @flow(name="pipeline", log_prints=True)
-def pipeline(params_path: str = "params.yaml", overrides: list[str] | None = None) -> str:
-    """prepare -> evaluate(base) -> train -> evaluate(latest) -> report, as subflows."""
+def pipeline(params_path: str = "params.yaml", overrides: list[str] | None = None,
+             settings: RunSettings | None = None) -> str:
+    """prepare -> evaluate(base) -> train -> evaluate(latest) -> report, as subflows. `settings`:
+    the typed form of the UI (algorithm, data source, steps, learning rate, ...); `overrides`:
+    any other key as `key=value`."""
+    overrides = with_settings(settings, overrides)
     check_sandbox(params_from(params_path, overrides))  # no engine: fail now, not after prepare
     prepare(params_path, overrides)
     before = evaluate(params_path, overrides, checkpoint="base")
@@ -262,7 +271,8 @@ def sweep_points(params_path: str, overrides: list[str] | None, grid: dict[str, 
 
 @flow(name="sweep", log_prints=True)
 def sweep(params_path: str = "params.yaml", overrides: list[str] | None = None,
-          grid: dict[str, list] | None = None, seeds: list[int] | None = None, dated: bool = False) -> list[dict]:
+          grid: dict[str, list] | None = None, seeds: list[int] | None = None, dated: bool = False,
+          settings: RunSettings | None = None) -> list[dict]:
     """A grid of overrides (e.g. {"algorithm": ["grpo", "sdpo", "vpd"]}) x replicate seeds -> one
     pipeline per (point, seed), each in its own run directory -> a comparison table with 95%
     confidence intervals over seeds, one learning-curve figure and per-problem outcomes
@@ -270,6 +280,7 @@ def sweep(params_path: str = "params.yaml", overrides: list[str] | None = None,
     deployment runs). A failed run is reported and marked; the others finish."""
     from vpd_core import compare
 
+    overrides = with_settings(settings, overrides)
     log = get_run_logger()
     base = params_from(params_path, overrides)
     check_sandbox(base)

@@ -8,13 +8,18 @@ import os
 
 from prefect.context import TaskRunContext
 
-from vpd_core.config import Params, load_params
+from vpd_core.config import Params, RunSettings, load_params
 from vpd_core.data.schema import CODE_SOURCES
 
 
 def params_from(params_path: str = "params.yaml", overrides: list[str] | None = None) -> Params:
     """Flows take (path, overrides): JSON-friendly, editable in the UI, validated before any work."""
     return load_params(params_path, list(overrides or []))
+
+
+def with_settings(settings: RunSettings | None, overrides: list[str] | None) -> list[str]:
+    """The UI form's typed settings, then the free-form overrides (which win where both set a key)."""
+    return [*(settings.as_overrides() if settings is not None else []), *(overrides or [])]
 
 
 def params_hash(params: Params) -> str:

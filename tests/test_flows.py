@@ -225,8 +225,21 @@ def test_deployment_run_triggered_through_the_api(prefect_backend, tiny_params, 
     dep = next(d for d in deployments() if d.name == "vpd-pipeline")
     runner = Runner(query_seconds=1)
     runner.add_deployment(dep)
+    async def flow_runs():
+        async with get_client() as client:
+            return await client.read_flow_runs()
+
+    # the typed form refuses a bad value before any run exists
+    known = {r.id for r in asyncio.run(flow_runs())}
+    for bad in ({"algorithm": "vpdd"}, {"lr": -1.0}, {"steps": 0}, {"alpha": 2.0}, {"stepz": 3}):
+        with pytest.raises(Exception, match="(?i)validation"):
+            run_deployment("pipeline/vpd-pipeline", timeout=0,
+                           parameters={"params_path": str(tiny_params), "settings": bad})
+    assert {r.id for r in asyncio.run(flow_runs())} == known
+
     run = run_deployment("pipeline/vpd-pipeline", timeout=0,
-                         parameters={"params_path": str(tiny_params), "overrides": ["train.steps=1"]})
+                         parameters={"params_path": str(tiny_params), "overrides": ["eval.samples=1"],
+                                     "settings": {"steps": 1, "algorithm": "sdpo"}})
     asyncio.run(runner.start(run_once=True))
 
     async def final_state():
@@ -236,7 +249,9 @@ def test_deployment_run_triggered_through_the_api(prefect_backend, tiny_params, 
     assert asyncio.run(final_state()).is_completed()
     assert (tiny_params.parent / "run" / "report" / "report.md").exists()
     rows = (tiny_params.parent / "run" / "metrics.jsonl").read_text().splitlines()
-    assert len(rows) == 1  # the override edited in the "UI" took effect
+    assert len(rows) == 1  # the typed setting edited in the "UI" took effect ...
+    assert json.loads((tiny_params.parent / "run" / "params.json").read_text())["algorithm"] == "sdpo"
+    assert json.loads((tiny_params.parent / "run" / "eval" / "final" / "metrics.json").read_text())["samples"] == 4
 
 
 def test_train_flow_runs_two_processes_under_torchrun(prefect_backend, tiny_params):

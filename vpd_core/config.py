@@ -10,10 +10,10 @@ import copy
 import reprlib
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from .errors import VPDError
 from .fileio import read_text_input
@@ -351,6 +351,41 @@ class Params(_Section):
                 f"rollout.top_p={self.rollout.top_p} truncates the sampling distribution, so the sampler's "
                 "log-probs are not the policy's: set train.old_logps: recompute (or rollout.top_p: 1)")
         return self
+
+
+# What people change between runs, as typed fields (the Prefect UI draws a form from them and the
+# API refuses a bad value before a run exists). Each field borrows the type, bounds and description
+# of the Params key it sets, so the two can never disagree; unset fields leave params.yaml alone.
+RUN_SETTINGS = {
+    "algorithm": "algorithm", "data_source": "data.source", "steps": "train.steps", "lr": "optim.lr",
+    "problems_per_step": "rollout.problems_per_step", "group_size": "rollout.group_size",
+    "e_every": "vpd.e_every", "topk": "distill.topk", "alpha": "distill.alpha", "seed": "seed",
+}
+
+
+def _setting_field(dotted: str) -> tuple[Any, Any]:
+    model: type[BaseModel] = Params
+    *sections, name = dotted.split(".")
+    for section in sections:
+        model = model.model_fields[section].annotation
+    info = model.model_fields[name]
+    typ = Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
+    return typ | None, Field(None, description=f"{dotted}" + (f": {info.description}" if info.description else ""))
+
+
+class _RunSettingsBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    def as_overrides(self) -> list[str]:
+        """The set fields as `key=value` overrides (values in JSON, which the override parser reads)."""
+        import json
+
+        return [f"{RUN_SETTINGS[k]}={json.dumps(v)}" for k, v in self.model_dump(exclude_none=True).items()]
+
+
+RunSettings = create_model("RunSettings", __base__=_RunSettingsBase,
+                           **{name: _setting_field(dotted) for name, dotted in RUN_SETTINGS.items()})
+RunSettings.__doc__ = "Typed run settings for the UI; each sets one params key (RUN_SETTINGS), unset = params.yaml's value."
 
 
 def _format_errors(err: ValidationError, source: str) -> str:
