@@ -45,3 +45,22 @@ def test_train_then_resume(tiny_dir, tmp_path):
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [x["train/step"] for x in rows] == [1.0, 2.0, 3.0]
     assert (tmp_path / "run" / "checkpoints" / "step-000003" / "model" / "config.json").is_file()
+
+
+def test_console_is_quiet_unless_verbose(tiny_params, tmp_path):
+    """Per-task "Finished in state Completed()" lines and model-loading bars only with --verbose;
+    a flow still says that it finished."""
+    import os
+
+    outputs = {}
+    for mode in ("quiet", "verbose"):
+        cwd = tmp_path / mode  # own Prefect home and base-evaluation cache
+        cwd.mkdir()
+        r = subprocess.run([sys.executable, "-m", "vpd.cli", "evaluate", "--params", str(tiny_params), "--checkpoint",
+                            "base", *(["--verbose"] if mode == "verbose" else [])], cwd=cwd, capture_output=True,
+                           text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"})
+        assert r.returncode == 0, r.stderr[-3000:]
+        outputs[mode] = r.stdout + r.stderr
+    assert "Finished in state Completed()" not in outputs["quiet"] and "Loading weights" not in outputs["quiet"]
+    assert "evaluate: finished" in outputs["quiet"]
+    assert "Finished in state Completed()" in outputs["verbose"]

@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
                        ("sweep", "a grid of overrides x seeds -> one pipeline each -> a comparison table")]:
         cmd = sub.add_parser(name, help=text)
         _params_args(cmd)
+        cmd.add_argument("-v", "--verbose", action="store_true",
+                         help="library output too: progress bars of model loading/saving, every Prefect task's end")
         if name == "train":
             cmd.add_argument("--no-prefect", action="store_true", help="run the plain loop (no Prefect)")
         if name == "evaluate":
@@ -159,6 +161,7 @@ def train_plain(args, params) -> int:
     from vpd_core.errors import VPDError
     from vpd_core.loop import run_training
 
+    quiet_console(args.verbose)
     nproc = params.train.distributed.nproc
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         if os.environ.get(distributed.LAUNCHED):
@@ -207,9 +210,38 @@ def prefect_env() -> None:
     os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", os.path.join(os.environ["PREFECT_HOME"], "storage"))
 
 
+class _QuietPrefect(logging.Filter):
+    """Prefect logs a bare "Finished in state Completed()" per task and flow: a flow's says which
+    flow finished, a task's is dropped (a failed or crashed task's state still shows)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("Finished in state Completed"):
+            if record.name == "prefect.task_runs":
+                return False
+            record.msg, record.args = f"{getattr(record, 'flow_name', 'flow')}: finished", ()
+        return True
+
+
+def quiet_console(verbose: bool) -> None:
+    """The console shows the run's own lines (steps, evaluations, what finished); --verbose adds
+    the libraries' progress bars and Prefect's per-task lines."""
+    if verbose:
+        return
+    for name in ("prefect.task_runs", "prefect.flow_runs"):
+        logging.getLogger(name).addFilter(_QuietPrefect())
+    import huggingface_hub.utils
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    huggingface_hub.utils.disable_progress_bars()
+
+
 def run_flow(args) -> int:
     prefect_env()
     from flows import vpd_flows as f
+
+    quiet_console(getattr(args, "verbose", False))
 
     common = {"params_path": args.params, "overrides": args.overrides}
     if args.command == "prepare":
