@@ -24,7 +24,8 @@ from tqdm import tqdm
 from vpd_core import loop
 from vpd_core.checkpoint import export_final, latest_checkpoint
 from vpd_core.config import RunSettings
-from vpd_core.fileio import atomic_output, read_jsonl, write_text_atomic
+from vpd_core.report import data_uri, inline_figure, stage, write_report
+from vpd_core.fileio import read_jsonl, write_text_atomic
 
 from tasks.common import check_sandbox, make_grader, params_from, with_settings
 from tasks.steps import (diagnose, evaluate_checkpoint, fetch_model, generate_rollouts, grade_rollouts,
@@ -156,61 +157,21 @@ def base_eval_cache(params) -> Path:
 
 @flow(name="report", log_prints=True)
 def report(params_path: str = "params.yaml", overrides: list[str] | None = None) -> str:
-    """Learning curves (PNG), a markdown report with the evaluation tables, where the run's files are."""
+    """report.md and a self-contained report.html (vpd_core.report), shown in the UI with the
+    figure inline, and where the run's files are."""
     params = params_from(params_path, overrides)
     run_dir = Path(params.run_dir)
-    rows = read_jsonl(run_dir / "metrics.jsonl")
-    png = run_dir / "report" / "learning_curves.png"
-    with atomic_output(png) as tmp:
-        learning_curves_figure(loop.plot_rows(rows), tmp)
-    sections = [f"# VPD run report: `{run_dir}`\n", f"algorithm **{params.algorithm}**, {len(rows)} steps, "
-                f"model `{params.model.path}`, data `{params.data.source}`\n", "![learning curves](learning_curves.png)\n"]
-    for ev in sorted((run_dir / "eval").glob("*/metrics.json")):
-        m = json.loads(ev.read_text())
-        sections.append(f"## Evaluation: {ev.parent.name}\n\n" + "\n".join(f"- {k}: {v:.4f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in m.items()) + "\n")
-        md = ev.parent / "tables" / f"{params.data.source}.md"
-        if md.exists():
-            sections.append(md.read_text())
-    text = "\n".join(sections)
-    out = run_dir / "report" / "report.md"
-    write_text_atomic(out, text)
-    create_markdown_artifact(key="vpd-report", markdown=text.replace("(learning_curves.png)", f"({data_uri(png)})"),
-                             description=str(out))
+    files = write_report(run_dir, params)
+    out, png = files["markdown"], files["figure"]
+    create_markdown_artifact(key="vpd-report", markdown=inline_figure(out.read_text(), png), description=str(out))
     # a browser opens no file:// URL from the UI: the picture travels inline, paths are shown as text
     create_image_artifact(image_url=data_uri(png), key="learning-curves", description=str(png))
     ckpt = latest_checkpoint(run_dir / "checkpoints")
     create_markdown_artifact(key="run-files", description=str(run_dir), markdown="\n".join(
-        [f"- report: `{out.resolve()}`", f"- metrics: `{(run_dir / 'metrics.jsonl').resolve()}`",
+        [f"- report: `{out.resolve()}` and `{files['html'].resolve()}` (self-contained)",
+         f"- metrics: `{(run_dir / 'metrics.jsonl').resolve()}`",
          f"- latest checkpoint: `{ckpt.resolve()}`" if ckpt is not None else "- no checkpoint yet"]))
     return str(out)
-
-
-def data_uri(png: Path) -> str:
-    import base64
-
-    return "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode()
-
-
-def learning_curves_figure(plots: dict[str, list[dict]], path) -> None:
-    """One row of panels from the run's plot files (loop.PLOTS); a panel with no data is left out."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    panels = [(name, rows) for name, rows in plots.items() if rows]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
-    for ax, (name, rows) in zip(axes[0], panels):
-        for key in [k for k in rows[0] if k != "step"]:
-            ax.plot([r["step"] for r in rows], [r[key] for r in rows], marker="o", label=key)
-        ax.set_title(name)
-        ax.set_xlabel("step")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100, format="png")
-    plt.close(fig)
 
 
 @flow(name="pipeline", log_prints=True)
@@ -220,13 +181,21 @@ def pipeline(params_path: str = "params.yaml", overrides: list[str] | None = Non
     the typed form of the UI (algorithm, data source, steps, learning rate, ...); `overrides`:
     any other key as `key=value`."""
     overrides = with_settings(settings, overrides)
-    check_sandbox(params_from(params_path, overrides))  # no engine: fail now, not after prepare
-    prepare(params_path, overrides)
-    before = evaluate(params_path, overrides, checkpoint="base")
-    train(params_path, overrides)
-    after = evaluate(params_path, overrides, checkpoint="latest")
+    params = params_from(params_path, overrides)
+    check_sandbox(params)  # no engine: fail now, not after prepare
+    run_dir = params.run_dir  # each stage's wall time and peak memory go to <run_dir>/stages.json
+    with stage(run_dir, "prepare"):
+        prepare(params_path, overrides)
+    with stage(run_dir, "evaluate base"):
+        before = evaluate(params_path, overrides, checkpoint="base")
+    with stage(run_dir, "train"):
+        train(params_path, overrides)
+    with stage(run_dir, "evaluate final"):
+        after = evaluate(params_path, overrides, checkpoint="latest")
     out = report(params_path, overrides)
-    get_run_logger().info("evaluation before: %s | after: %s | report: %s", before, after, out)
+    get_run_logger().info("%s: held-out pass@1 %.3f -> %.3f (%d problems x %d samples); report %s and %s",
+                          params.algorithm, before["pass@1"], after["pass@1"], after["problems"],
+                          after["samples"] // max(after["problems"], 1), out, Path(out).with_suffix(".html"))
     return out
 
 

@@ -26,7 +26,16 @@ def test_pipeline_flow_end_to_end(prefect_backend, tiny_params):
     assert report == run / "report" / "report.md" and report.exists()
     assert (run / "report" / "learning_curves.png").stat().st_size > 1000
     text = report.read_text()
-    assert "## Evaluation: base" in text and "## Evaluation: final" in text and "pass@1" in text
+    assert "## Held-out evaluation" in text and "| base | 4 | 8 |" in text and "| final | 4 | 8 |" in text
+    assert "paired by problem" in text and "## Training (first vs last quarter" in text
+    assert "## Wall time and peak memory per stage" in text and "| train |" in text
+    assert "## Params (changed from the code's defaults)" in text and "`run_dir`" in text
+    assert "## Held-out problems that flipped" in text and "## Time per training step" in text
+    html = (run / "report" / "report.html").read_text()
+    assert "data:image/png;base64," in html and "<table>" in html and "learning_curves.png" not in html
+    stages = json.loads((run / "stages.json").read_text())
+    assert list(stages) == ["prepare", "evaluate base", "train", "evaluate final"]
+    assert all(s["wall_s"] > 0 and s["peak_rss_mb"] > 50 for s in stages.values())
     for name in ("base", "final"):
         m = json.loads((run / "eval" / name / "metrics.json").read_text())
         assert m["problems"] == 4 and m["samples"] == 8 and 0.0 <= m["pass@1"] <= 1.0

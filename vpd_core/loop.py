@@ -144,11 +144,12 @@ def evaluate_problems(engine, tok, problems: list[Problem], params: Params, grad
     rollouts = generate(engine, tok, problems, e.samples, sampling, params.rollout.max_prompt_tokens)
     graded = grade(expand(problems, rollouts, e.samples))
     rows = []
-    for i, (ro, (reward, _)) in enumerate(zip(rollouts, graded)):
+    for i, (ro, (reward, feedback)) in enumerate(zip(rollouts, graded)):
         p = problems[i // e.samples]
         rows.append({"problem_id": p.id, "sample": i % e.samples, "correct": reward >= 0.5, "reward": reward,
                      "response_tokens": len(ro.response_ids), "finish_reason": ro.finish_reason,
-                     "difficulty": p.difficulty, "domain": p.domain, "platform": p.platform})
+                     "difficulty": p.difficulty, "domain": p.domain, "platform": p.platform,
+                     "response": ro.text, "feedback": feedback})
     return pd.DataFrame(rows)
 
 
