@@ -22,7 +22,8 @@ from tasks.common import make_grader
 from vpd_core import loop
 from vpd_core.config import load_params
 from vpd_core.models import load_model, load_tokenizer, resolve_model_path
-from vpd_core.rollout import SamplingParams, make_engine
+from vpd_core.rollout import make_engine
+from vpd_core.sampling import SamplingParams
 
 
 def main() -> None:

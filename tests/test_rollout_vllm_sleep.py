@@ -8,7 +8,7 @@ of vLLM's behaviour). The real engine is tested in tests/test_vllm.py.
 import pytest
 import torch
 
-from vpd_core.rollout import SamplingParams
+from vpd_core.sampling import SamplingParams
 from vpd_core.rollout_vllm import VLLMRolloutEngine
 
 

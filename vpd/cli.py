@@ -201,15 +201,6 @@ def model_fetch(args) -> int:
     return 0
 
 
-def prefect_env() -> None:
-    """Project-local Prefect state, no telemetry (set before prefect is imported)."""
-    import os
-
-    os.environ.setdefault("PREFECT_HOME", os.path.abspath(".prefect"))
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", os.path.join(os.environ["PREFECT_HOME"], "storage"))
-
-
 class _QuietPrefect(logging.Filter):
     """Prefect logs a bare "Finished in state Completed()" per task and flow: a flow's says which
     flow finished, a task's is dropped (a failed or crashed task's state still shows)."""
@@ -238,6 +229,8 @@ def quiet_console(verbose: bool) -> None:
 
 
 def run_flow(args) -> int:
+    from vpd.ui import prefect_env
+
     prefect_env()
     from flows import vpd_flows as f
 

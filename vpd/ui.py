@@ -9,9 +9,14 @@ import time
 import urllib.request
 
 
-def serve_ui(port: int = 4200) -> int:
-    from vpd.cli import prefect_env
+def prefect_env() -> None:
+    """Project-local Prefect state, no telemetry (set before prefect is imported)."""
+    os.environ.setdefault("PREFECT_HOME", os.path.abspath(".prefect"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", os.path.join(os.environ["PREFECT_HOME"], "storage"))
 
+
+def serve_ui(port: int = 4200) -> int:
     prefect_env()
     api = f"http://127.0.0.1:{port}/api"
     server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)])

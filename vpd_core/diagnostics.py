@@ -15,7 +15,7 @@ import time
 
 from .config import Params
 from .data.schema import Problem
-from .rollout import SamplingParams
+from .sampling import SamplingParams
 from .sequences import Rollout, Sample, chat_prompt_ids
 from .teacher import build_teacher_contexts
 

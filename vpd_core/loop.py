@@ -19,7 +19,7 @@ from typing import Callable
 import pandas as pd
 import torch
 
-from . import arithmetic
+from .data import arithmetic
 from .checkpoint import export_final, load_latest_intact, recover, resume_candidates, save_checkpoint
 from .config import Params, ParamsError, resume_conflicts
 from .critique import write_critiques
@@ -31,7 +31,8 @@ from .data.sciknoweval import split_by_domain
 from .distributed import SINGLE, Dist
 from .fileio import read_jsonl, write_jsonl_atomic, write_text_atomic
 from .models import load_model, load_tokenizer, resolve_model_path
-from .rollout import SamplingParams, check_fits_model, make_engine
+from .rollout import check_fits_model, make_engine
+from .sampling import SamplingParams
 from .sequences import Rollout, Sample, chat_prompt_ids
 from .trainer import Trainer
 

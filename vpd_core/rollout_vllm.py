@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 
 from .rng import preserved_rng
-from .rollout import SamplingParams, stop_length
+from .sampling import SamplingParams, stop_length
 from .sequences import Rollout
 
 # The engine core must run in this process: the weight sync hands it an iterator

@@ -138,7 +138,7 @@ def grade_text(problem, response: str) -> tuple[float, str]:
         pred = mcq_prediction(response, problem.labels)
         return 0.0, f"Your answer ({pred}) is incorrect." if pred else "Your response did not contain an answer."
     if problem.source == "arithmetic":
-        from ..arithmetic import verify
+        from .arithmetic import verify
 
         return verify(problem, response)
     if problem.source == "math500":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import re
 
-from .data.schema import Problem
+from .schema import Problem
 
 SYSTEM = "Answer with only the final number."  # SmolLM2-135M solves ~14% of these at T=1
 _BOXED = re.compile(r"\\boxed\{\s*(-?\d+)\s*\}")
