@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -39,7 +40,7 @@ def test_dvc_repro_then_noop_then_only_downstream(prefect_backend, tiny_params, 
     sh(["dvc", "init", "-q"], repo, env)
     shutil.copy(REPO / ".dvc" / "config", repo / ".dvc" / "config")  # as a clone has it, with `make setup`'s page
     shutil.copytree(REPO / ".dvc" / "plots", repo / ".dvc" / "plots")
-    (repo / ".gitignore").write_text("/run/\n")  # as the repository ignores runs/: results reach git through DVC
+    (repo / ".gitignore").write_text("/run/\n/.dvc-remote/\n")  # as the repository: results reach git through DVC
     sh(["git", "add", "-A"], repo, env)
     sh(["git", "commit", "-qm", "init"], repo, env)
 
@@ -101,6 +102,33 @@ def test_dvc_repro_then_noop_then_only_downstream(prefect_backend, tiny_params, 
     assert samples == [1 * final["problems"], 4 * final["problems"]], table.stdout[-3000:]
     diff = json.loads(sh(["dvc", "metrics", "diff", "--json", "HEAD"], repo, env))
     assert diff["run/eval/final/metrics.json"]["samples"]["new"] == final["problems"]
+
+    # the default remote (a local directory beside .dvc/) takes the cache; a clone's cache comes back from it
+    sh(["dvc", "push"], repo, env)
+    assert any((repo / ".dvc-remote").rglob("*"))
+    shutil.rmtree(repo / ".dvc" / "cache")
+    shutil.rmtree(repo / "run" / "final")
+    sh(["dvc", "pull"], repo, env)
+    assert (repo / "run" / "final" / "model" / "model.safetensors").stat().st_size == weights
+
+    # variants through DVC's queue, two workers
+    sh(["git", "add", "-A"], repo, env)
+    sh(["git", "commit", "-qm", "experiments"], repo, env)
+    for samples in (2, 3):
+        sh(["dvc", "exp", "run", "--queue", "-S", f"eval.samples={samples}"], repo, env)
+    sh(["dvc", "queue", "start", "-j", "2"], repo, env)
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        status = sh(["dvc", "queue", "status"], repo, env)
+        if not re.search(r"\b(Queued|Running)\b", status):
+            break
+        time.sleep(3)
+    assert status.count("Success") >= 2 and "Failed" not in status, status
+    table = json.loads(subprocess.run(["dvc", "exp", "show", "--json"], cwd=repo, env=env, capture_output=True,
+                                      text=True).stdout)
+    queued = {e["revs"][0]["data"]["metrics"]["run/eval/final/metrics.json"]["data"]["samples"]
+              for commit in table for e in (commit.get("experiments") or []) if e["revs"][0]["data"].get("metrics")}
+    assert {2 * final["problems"], 3 * final["problems"]} <= queued, queued
 
 
 def without(raw: dict, templates: dict) -> dict:
