@@ -49,7 +49,7 @@ def train(params_path: str = "params.yaml", overrides: list[str] | None = None,
     """rollouts -> grading -> M-step (+ E-step every F) -> metrics and checkpoint, every step; resumes."""
     overrides = with_settings(settings, overrides)
     params = params_from(params_path, overrides)
-    if params.train.distributed.nproc > 1:
+    if params.train.distributed.world > 1:
         # N processes (one per GPU) run the plain loop under torchrun; resumable the same way
         train_distributed(params_path, list(overrides or []), params)
         return _train_summary(params)

@@ -89,11 +89,11 @@ def train_distributed(params_path: str, overrides: list[str], params: Params) ->
     """The training loop on train.distributed.nproc processes under torchrun; its log streams here."""
     log = get_run_logger()
     d = params.train.distributed
-    cmd = shlex.join(distributed.train_command(params_path, overrides, d.nproc))
+    cmd = shlex.join(distributed.train_command(params_path, overrides, d))
     log.info("launching %d processes: %s", d.nproc, cmd)
     total = params.train.steps
     progress = create_progress_artifact(progress=0.0, description=f"training steps ({d.nproc} processes)")
-    with distributed.launch_training(params_path, overrides, d.nproc, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    with distributed.launch_training(params_path, overrides, d, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, bufsize=1) as proc:
         for line in proc.stdout:
             log.info(line.rstrip())

@@ -116,6 +116,42 @@ def test_vpd_train_launches_itself_under_torchrun_and_resumes_on_one_process(tin
 def test_distributed_params_are_validated():
     with pytest.raises(ParamsError, match="problems_per_step=3 must be a multiple of train.distributed.nproc=2"):
         parse_params({"rollout": {"problems_per_step": 3}, "train": {"distributed": {"nproc": 2}}})
+    with pytest.raises(ParamsError, match="problems_per_step=2 must be a multiple of train.distributed.nproc x nnodes=4"):
+        parse_params({"rollout": {"problems_per_step": 2},
+                      "train": {"distributed": {"nproc": 2, "nnodes": 2, "rdzv_endpoint": "h:1"}}})
+    with pytest.raises(ParamsError, match="needs rdzv_endpoint"):
+        parse_params({"train": {"distributed": {"nnodes": 2}}})
+    with pytest.raises(ParamsError, match="node_rank=2 must be < nnodes=2"):
+        parse_params({"train": {"distributed": {"nnodes": 2, "node_rank": 2, "rdzv_endpoint": "h:1"}}})
+
+
+def test_two_nodes_on_loopback_train_the_weights_of_one_two_process_node(tiny_params, tmp_path):
+    """nnodes=2 (one process each, joined by torchrun's c10d rendezvous on 127.0.0.1) takes the
+    same steps as nproc=2 on one node: same metrics, same weights."""
+    import socket
+
+    from safetensors.torch import load_file
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    base = [sys.executable, "-m", "vpd.cli", "train", "--no-prefect", "--params", str(tiny_params),
+            "--set", "rollout.group_size=2"]
+    one = subprocess.run([*base, "--set", "train.distributed.nproc=2", "--set", f"run_dir={tmp_path / 'one'}"],
+                         capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
+    assert one.returncode == 0, one.stderr[-4000:]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    nodes = [subprocess.Popen([*base, "--set", "train.distributed.nnodes=2", "--set", f"train.distributed.node_rank={r}",
+                               "--set", f"train.distributed.rdzv_endpoint=127.0.0.1:{port}",
+                               "--set", f"run_dir={tmp_path / 'two'}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env, cwd=REPO) for r in (0, 1)]
+    outs = [n.communicate(timeout=600) for n in nodes]
+    assert all(n.returncode == 0 for n in nodes), outs[0][1][-3000:] + outs[1][1][-3000:]
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]  # noqa: E731
+    assert strip(read_jsonl(tmp_path / "two" / "metrics.jsonl")) == strip(read_jsonl(tmp_path / "one" / "metrics.jsonl"))
+    a = load_file(tmp_path / "one" / "checkpoints" / "step-000002" / "model" / "model.safetensors")
+    b = load_file(tmp_path / "two" / "checkpoints" / "step-000002" / "model" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_a_launched_child_without_world_size_fails_instead_of_relaunching(tiny_params, tmp_path):

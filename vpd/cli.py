@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def train_plain(args, params) -> int:
-    """The plain loop; with train.distributed.nproc > 1 it relaunches itself under torchrun."""
+    """The plain loop; with several processes (train.distributed) it relaunches itself under torchrun."""
     import os
 
     from tasks.common import make_grader
@@ -178,13 +178,14 @@ def train_plain(args, params) -> int:
     from vpd_core.loop import run_training
 
     quiet_console(args.verbose)
-    nproc = params.train.distributed.nproc
-    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+    d = params.train.distributed
+    if d.world > 1 and "WORLD_SIZE" not in os.environ:
         if os.environ.get(distributed.LAUNCHED):
-            raise VPDError(f"train.distributed.nproc={nproc} but the launcher started this process without WORLD_SIZE")
-        return distributed.launch_training(args.params, args.overrides, nproc).wait()
+            raise VPDError(f"train.distributed.nproc={d.nproc} but the launcher started this process without WORLD_SIZE")
+        return distributed.launch_training(args.params, args.overrides, d).wait()
     dist = distributed.init()
-    grader, sandbox = make_grader(params, params.sandbox.train_tests, processes=dist.world)
+    # the sandbox's cores are this machine's: split between its own training processes
+    grader, sandbox = make_grader(params, params.sandbox.train_tests, processes=min(d.nproc, dist.world))
     try:
         run_dir = run_training(params, grader, log=lambda s: print(s, flush=True), dist=dist)
     finally:

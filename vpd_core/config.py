@@ -138,6 +138,23 @@ class DistributedParams(_Section):
     """Data-parallel training (FSDP2), one process per GPU; see vpd_core.distributed."""
 
     nproc: int = Field(1, ge=1, description="processes on this machine; >1 runs the train stage under torchrun")
+    # several machines: run the same command on each with its node_rank; torchrun's c10d rendezvous
+    # at rdzv_endpoint (host:port, reachable from every node) joins them
+    nnodes: int = Field(1, ge=1, description="machines; >1 needs rdzv_endpoint and a node_rank per machine")
+    node_rank: int = Field(0, ge=0, description="this machine's index in [0, nnodes)")
+    rdzv_endpoint: str | None = Field(None, description="host:port of the c10d rendezvous (nnodes > 1)")
+
+    @property
+    def world(self) -> int:
+        return self.nproc * self.nnodes
+
+    @model_validator(mode="after")
+    def _nodes(self) -> DistributedParams:
+        if self.nnodes > 1 and not self.rdzv_endpoint:
+            raise ValueError(f"train.distributed.nnodes={self.nnodes} needs rdzv_endpoint (host:port of the rendezvous)")
+        if self.node_rank >= self.nnodes:
+            raise ValueError(f"train.distributed.node_rank={self.node_rank} must be < nnodes={self.nnodes}")
+        return self
 
 
 class TrainParams(_Section):
@@ -320,16 +337,17 @@ class Params(_Section):
 
     @model_validator(mode="after")
     def _distributed(self) -> Params:
-        n, m = self.train.distributed.nproc, self.train.mini_batches
+        n, m = self.train.distributed.world, self.train.mini_batches
+        what = "nproc" if self.train.distributed.nnodes == 1 else "nproc x nnodes"
         if n > 1 and self.rollout.problems_per_step % n:
             raise ValueError(f"rollout.problems_per_step={self.rollout.problems_per_step} must be a multiple of "
-                             f"train.distributed.nproc={n} (each process takes whole problem groups)")
+                             f"train.distributed.{what}={n} (each process takes whole problem groups)")
         if self.rollout.problems_per_step % m:
             raise ValueError(f"train.mini_batches={m} must divide rollout.problems_per_step="
                              f"{self.rollout.problems_per_step}: every update takes whole problem groups")
         if m > 1 and (self.rollout.problems_per_step // m * self.rollout.group_size) % n:
             raise ValueError(f"each update's {self.rollout.problems_per_step // m} problems x "
-                             f"{self.rollout.group_size} rollouts must split evenly over train.distributed.nproc={n}")
+                             f"{self.rollout.group_size} rollouts must split evenly over train.distributed.{what}={n}")
         return self
 
     @model_validator(mode="after")

@@ -137,19 +137,25 @@ def load_optimizer_state(model, optimizer, state: dict) -> None:
 LAUNCHED = "VPD_LAUNCHED"  # marks launched children: one that finds no WORLD_SIZE must fail, not relaunch
 
 
-def train_command(params_path: str, overrides: list[str], nproc: int) -> list[str]:
-    """torchrun argv for the plain training loop of a params file (+ overrides) on nproc local processes."""
+def train_command(params_path: str, overrides: list[str], d) -> list[str]:
+    """torchrun argv for the plain training loop of a params file (+ overrides): `d.nproc` local
+    processes, on one machine (--standalone) or as node `d.node_rank` of `d.nnodes` joined by a
+    c10d rendezvous at `d.rdzv_endpoint` (every node runs this same command with its own rank)."""
     args = ["train", "--no-prefect", "--params", params_path]
     for o in overrides:
         args += ["--set", o]
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-            "-m", "vpd.cli", *args]
+    if d.nnodes == 1:
+        topology = ["--standalone", f"--nproc_per_node={d.nproc}"]
+    else:
+        topology = [f"--nnodes={d.nnodes}", f"--node_rank={d.node_rank}", f"--nproc_per_node={d.nproc}",
+                    "--rdzv_backend=c10d", f"--rdzv_endpoint={d.rdzv_endpoint}", "--rdzv_id=vpd"]
+    return [sys.executable, "-m", "torch.distributed.run", *topology, "-m", "vpd.cli", *args]
 
 
-def launch_training(params_path: str, overrides: list[str], nproc: int, **popen_kwargs) -> subprocess.Popen:
+def launch_training(params_path: str, overrides: list[str], d, **popen_kwargs) -> subprocess.Popen:
     """Start `train_command` with the children marked as launched."""
     env = {**os.environ, LAUNCHED: "1"}
-    return subprocess.Popen(train_command(params_path, overrides, nproc), env=env, **popen_kwargs)
+    return subprocess.Popen(train_command(params_path, overrides, d), env=env, **popen_kwargs)
 
 
 def finish(dist: Dist) -> None:
