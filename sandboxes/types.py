@@ -9,8 +9,11 @@ from typing import Literal
 
 from vpd_core.errors import VPDError
 
-Status = Literal["pass", "wrong_answer", "runtime_error", "compile_error", "timeout", "memory_limit", "output_limit"]
-STATUSES = ("pass", "wrong_answer", "runtime_error", "compile_error", "timeout", "memory_limit", "output_limit")
+# not_run: skipped after MAX_TIMEOUTS time-outs (the supervisor's), so a looping program costs two limits, not n
+Status = Literal["pass", "wrong_answer", "runtime_error", "compile_error", "timeout", "memory_limit", "output_limit",
+                 "not_run"]
+STATUSES = ("pass", "wrong_answer", "runtime_error", "compile_error", "timeout", "memory_limit", "output_limit",
+            "not_run")
 
 
 class SandboxError(RuntimeError):

@@ -3,11 +3,13 @@
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
 from sandboxes import Job
 from sandboxes.extract import extract_code
+from sandboxes.feedback import feedback_text
 from records import lcb_record, tampered_blob
 from sandboxes.lcb import JobError, job_from_record
 
@@ -105,6 +107,16 @@ def test_timeout_then_remaining_tests_still_run(sandbox):
     assert statuses(r) == ["pass", "timeout", "pass"]
     r = sandbox.run(stdin_job(code, [("a", "a"), ("loop", "loop"), ("b", "b")], time_limit_s=1.0, stop_at_first_failure=True))
     assert statuses(r) == ["pass", "timeout"]
+
+
+def test_after_two_timeouts_the_remaining_tests_are_not_run(sandbox):
+    """A program that loops on every test costs two time limits, not one per test."""
+    code = "while True:\n    pass\n"
+    t0 = time.monotonic()
+    r = sandbox.run(stdin_job(code, [(str(i), str(i)) for i in range(5)], time_limit_s=1.0))
+    assert statuses(r) == ["timeout", "timeout", "not_run", "not_run", "not_run"]
+    assert time.monotonic() - t0 < 5 * 1.0  # five time-outs would take five seconds and more
+    assert not r.passed and "Time Limit Exceeded" in feedback_text(r)
 
 
 def test_stop_at_first_failure(sandbox):

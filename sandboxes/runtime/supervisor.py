@@ -36,6 +36,7 @@ RUNNER = os.path.join(HERE, "runner.py")
 # clock starts when the runner says it is ready, so a restarted attempt costs the start-up it
 # really took, not this cap (a whole program's time is tests x limit + real start-ups).
 STARTUP_GRACE_S = 3.0
+MAX_TIMEOUTS = 2  # after this many time-outs a program's remaining tests are not run
 CHANNEL_LIMIT = 8 << 20  # bytes a runner may send us in total (its frames plus anything it writes to fd 1)
 EXCERPT = 1000
 
@@ -402,6 +403,12 @@ def run_job(job, isolated=True):
                 elif kind == "timeout":
                     results.append(failure(test, "timeout", "Time Limit Exceeded", round(now - test_started, 4)))
                     restart = True
+                    if sum(r["status"] == "timeout" for r in results) == MAX_TIMEOUTS and not job["stop_at_first_failure"]:
+                        # each time-out waits out the whole limit; two say enough for the verdict and feedback
+                        results += [failure(t, "not_run", f"not run: {MAX_TIMEOUTS} earlier tests exceeded the time limit")
+                                    for t in tests[len(results):]]
+                        attempt.kill()
+                        return {"tests": results}
                 elif kind == "flood":
                     results.append(failure(test, "output_limit", "Output Limit Exceeded"))
                     restart = True
