@@ -45,13 +45,13 @@ model: setup
 	HF_HUB_OFFLINE=1 $(VENV)/bin/vpd model fetch --params $(PARAMS)
 
 # The main job: GRPO vs VPD on the embedded default task (minicode, code run in the sandbox),
-# one seed, 12 steps each, as a sweep: prepare -> evaluate base -> train -> evaluate -> report
-# per algorithm, then one comparison (runs/default/sweep/report.md). docs/results.md has the
-# 3-algorithm x 3-seed version of the same experiment.
+# seed 0, params.yaml's 16 steps each, as a sweep: prepare -> evaluate base -> train -> evaluate -> report
+# per algorithm, then one comparison (runs/default/sweep/report.md). These are
+# two of the nine runs of the experiment in docs/results.md §2, step for step.
 RUN_GRID ?= {"algorithm": ["grpo", "vpd"]}
 run: model system-deps
 	HF_HUB_OFFLINE=1 scripts/with-dockerd.sh $(VENV)/bin/vpd sweep --params $(PARAMS) --grid '$(RUN_GRID)' --seeds 0 \
-		--set train.steps=12 $(foreach s,$(SET),--set $(s))
+		$(foreach s,$(SET),--set $(s))
 
 system-deps:
 	scripts/system-deps.sh
