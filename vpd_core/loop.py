@@ -164,7 +164,7 @@ def claim_run_dir(params: Params, run_dir: Path, write: bool = True) -> None:
         saved = json.loads(recorded.read_text())
         conflicts = resume_conflicts(saved, current)
         if conflicts:
-            shown = ", ".join(f"{k} ({_lookup(saved, k)!r} -> {_lookup(current, k)!r})"
+            shown = ", ".join(f"{k} ({lookup(saved, k)!r} -> {lookup(current, k)!r})"
                               for k in conflicts[:6]) + (f" and {len(conflicts) - 6} more" if len(conflicts) > 6 else "")
             raise ParamsError(f"{run_dir} was started with other params: {shown}; resume it with its own params "
                               f"or start a new run (--set run_dir=...)")
@@ -172,7 +172,8 @@ def claim_run_dir(params: Params, run_dir: Path, write: bool = True) -> None:
         write_text_atomic(recorded, json.dumps(current, indent=1, sort_keys=True) + "\n")
 
 
-def _lookup(tree: dict, dotted: str):
+def lookup(tree: dict, dotted: str):
+    """tree['a']['b'] for 'a.b' (None where a level is missing)."""
     for part in dotted.split("."):
         tree = tree.get(part) if isinstance(tree, dict) else None
     return tree

@@ -21,7 +21,7 @@ import pandas as pd
 from .compare import diagnostics_markdown, eval_samples, mean_ci, quarter_means, step_times, step_times_markdown
 from .config import Params, changed_keys
 from .fileio import atomic_output, read_jsonl, write_text_atomic
-from .loop import plot_rows
+from .loop import lookup, plot_rows
 
 STAGES = "stages.json"
 
@@ -92,10 +92,6 @@ def data_uri(png: Path) -> str:
 
 # --- sections ------------------------------------------------------------------------------------
 
-def _fmt(v) -> str:
-    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}" if isinstance(v, float) else str(v)
-
-
 def _ci(m: float, h: float, signed: bool = False) -> str:
     text = f"{m:+.3f}" if signed else f"{m:.3f}"
     return text + ("" if math.isnan(h) else f" ± {h:.3f}")
@@ -115,13 +111,8 @@ def params_section(params: Params) -> str:
     if not keys:
         return "## Params\n\nAll defaults.\n"
 
-    def look(tree, dotted):
-        for part in dotted.split("."):
-            tree = tree.get(part) if isinstance(tree, dict) else None
-        return tree
-
     lines = ["## Params (changed from the code's defaults)\n", "| key | value | default |", "|---|---|---|"]
-    lines += [f"| `{k}` | {_code(look(current, k))} | {_code(look(defaults, k))} |" for k in keys]
+    lines += [f"| `{k}` | {_code(lookup(current, k))} | {_code(lookup(defaults, k))} |" for k in keys]
     return "\n".join(lines) + "\n"
 
 
