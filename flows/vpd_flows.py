@@ -126,7 +126,7 @@ def evaluate(params_path: str = "params.yaml", overrides: list[str] | None = Non
     grader, sandbox = make_grader(params, "all")
     try:
         tables = evaluate_checkpoint(make_engine(params, model, tok, model_dir), tok, problems, params,
-                                     grader, str(out / "tables"), params.data.source, params.seed + 10_000)
+                                     grader, str(out / "tables"), params.data.source, params.seed + 10_000, name)
     finally:
         if sandbox is not None:
             sandbox.close()
@@ -285,9 +285,8 @@ def sweep(params_path: str = "params.yaml", overrides: list[str] | None = None,
 
 def sweep_report(grid: dict, seeds: list[int], files: dict, params_path: str, overrides: list[str] | None) -> str:
     """The sweep's report: the table, the figure inline (a data URI shows in the UI and any viewer)."""
-    png = data_uri(files["figure"])
     text = (f"# Sweep: {json.dumps(grid)} x seeds {seeds}\n\nparams `{params_path}`, overrides `{overrides or []}`\n\n"
-            f"{files['table_md'].read_text()}\n![learning curves]({png})\n\n"
+            f"{files['table_md'].read_text()}\n![learning curves]({files['figure'].name})\n\n"
             f"Per-problem outcomes: `{files['problems']}`; per-run numbers: `{files['runs']}`.\n")
-    write_text_atomic(files["table_md"].parent / "report.md", text.replace(png, files["figure"].name))
-    return text
+    write_text_atomic(files["table_md"].parent / "report.md", text)
+    return inline_figure(text, files["figure"])

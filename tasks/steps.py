@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE, TASK_SOURCE, CacheKeyFnPolicy
+from tqdm import tqdm
 
 from sandboxes.types import SandboxError
 from vpd_core import distributed, loop
@@ -77,8 +79,24 @@ def record_step(run: loop.Run, metrics: dict) -> str | None:
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=infra_only)
-def evaluate_checkpoint(run_engine, tok, problems: list, params: Params, grader, out_dir: str, benchmark: str, seed: int) -> dict:
-    samples = loop.evaluate_problems(run_engine, tok, problems, params, grader, seed)
+def evaluate_checkpoint(run_engine, tok, problems: list, params: Params, grader, out_dir: str, benchmark: str, seed: int,
+                        name: str = "") -> dict:
+    """Generate and grade the test split; progress as a console bar and a Prefect progress artifact."""
+    total = len(problems) * params.eval.samples
+    artifact = create_progress_artifact(progress=0.0, description=f"evaluation {name}: samples generated")
+    bar = tqdm(total=total, desc=f"evaluate {name}".strip(), unit="sample", file=sys.stderr)
+    done = 0
+
+    def progress(k: int) -> None:
+        nonlocal done
+        done += k
+        bar.update(k)
+        update_progress_artifact(artifact_id=artifact, progress=100 * done / total)
+
+    try:
+        samples = loop.evaluate_problems(run_engine, tok, problems, params, grader, seed, progress)
+    finally:
+        bar.close()
     tables = write_results(samples, out_dir, benchmark, groups=["difficulty", "domain", "platform"])
     return {name: t.to_dict(orient="records") for name, t in tables.items()}
 

@@ -136,3 +136,19 @@ def test_templates_file_merges_and_a_key_in_both_files_is_refused(tmp_path):
     (tmp_path / "p.yaml").write_text("templates: missing.yaml\n")
     with pytest.raises(ParamsError, match="missing.yaml"):
         load_params(tmp_path / "p.yaml")
+
+
+def test_resumable_keys_name_real_params():
+    # a misspelt entry would silently refuse a harmless change on resume (it once named
+    # train.gradient_checkpointing, which does not exist)
+    from vpd_core.config import RESUMABLE
+
+    def exists(model: type[BaseModel], dotted: str) -> bool:
+        head, _, rest = dotted.partition(".")
+        field = model.model_fields.get(head)
+        if field is None:
+            return False
+        sub = field.annotation
+        return not rest or (isinstance(sub, type) and issubclass(sub, BaseModel) and exists(sub, rest))
+
+    assert [k for k in RESUMABLE if not exists(Params, k)] == []

@@ -32,6 +32,16 @@ def test_groups_seeds_and_shapes(model, tok):
     assert [r.response_ids for r in out] != [r.response_ids for r in other]
 
 
+def test_progress_reports_every_batch_without_changing_samples(model, tok):
+    eng = HFRolloutEngine(model, tok, batch_size=3)
+    ps = prompts(tok)
+    reports: list[int] = []
+    out = eng.generate(ps, 4, SamplingParams(max_new_tokens=8, seed=7), progress=reports.append)
+    assert reports == [3, 3, 2]  # 8 rollouts in batches of 3
+    plain = eng.generate(ps, 4, SamplingParams(max_new_tokens=8, seed=7))
+    assert [r.response_ids for r in out] == [r.response_ids for r in plain]
+
+
 def test_seeded_sampling_leaves_global_rng_alone(model, tok):
     torch.manual_seed(123)
     expected = torch.rand(3)

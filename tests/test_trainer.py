@@ -268,14 +268,22 @@ def test_bf16_autocast_runs_decoder_in_bf16_and_keeps_weights_and_head_fp32(tiny
 @pytest.mark.parametrize("algorithm", ["vpd", "grpo"])
 def test_gradient_checkpointing_takes_the_same_step(tiny_dir, tok, algorithm):
     after = {}
-    for ckpt in (False, True):
+    for ckpt in (False, True, "e_step"):
         m = load_model(tiny_dir)
         tr = Trainer(m, tok, params(algorithm=algorithm, model={"gradient_checkpointing": ckpt}, vpd={"e_every": 1}))
-        assert any(getattr(mod, "gradient_checkpointing", False) for mod in m.modules()) == ckpt
+        checkpointed = lambda: any(getattr(mod, "gradient_checkpointing", False) for mod in m.modules())  # noqa: E731
+        assert checkpointed() == (ckpt is True)
+        seen = []
+        if algorithm == "vpd":  # "e_step": on during the E-step only, off again after it
+            e_step = tr.e_step
+            tr.e_step = lambda batch: (seen.append(checkpointed()), e_step(batch))[1]
         samples = synthetic_batch(tok)
         for s in samples:
             s.rollout.sampler_logps = [-5.0] * len(s.rollout.response_ids)
         tr.train_step(samples)
+        assert seen == ([ckpt in (True, "e_step")] if algorithm == "vpd" else [])
+        assert checkpointed() == (ckpt is True)
         after[ckpt] = flat_params(m)
     assert not torch.equal(after[False], flat_params(load_model(tiny_dir)))
     assert torch.allclose(after[False], after[True], atol=1e-6)
+    assert torch.allclose(after[False], after["e_step"], atol=1e-6)

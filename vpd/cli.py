@@ -17,6 +17,8 @@ import logging
 import math
 import sys
 
+from vpd_core.memory import return_freed_memory
+
 
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one `error:` line and exit status 2, like every other bad input."""
@@ -90,21 +92,6 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--on-error", choices=["strict", "skip"], default="strict",
                          help="strict: a malformed record is an error (exit 2); skip: count and list it")
     return parser
-
-
-def return_freed_memory() -> None:
-    """glibc keeps freed blocks below its mmap threshold in the heap, and the threshold grows with
-    every large free, so a training process's resident memory climbs to a fragmented high-water
-    mark. A fixed 1 MB threshold maps every tensor of 1 MB or more on its own and gives it back
-    to the system when it is freed (docs/benchmarks.md: memory)."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):  # not glibc: nothing to tune
-        pass
 
 
 def main(argv: list[str] | None = None) -> int:

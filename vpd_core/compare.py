@@ -117,7 +117,7 @@ def curves_by_point(results: list[dict], point_keys: list[str], key: str = "rewa
     for r in results:
         if r.get("failed"):
             continue
-        points.setdefault(", ".join(f"{k}={r[k]}" for k in point_keys), []).append(r)
+        points.setdefault(point_label(r, point_keys), []).append(r)
     for label, runs in points.items():
         series = []
         for r in runs:
@@ -230,13 +230,18 @@ PHASES = {"rollouts": ("time/rollout",), "execution (sandbox)": ("time/execution
           "critiques": ("time/critique",)}
 
 
-def step_times(results: list[dict], point_keys: list[str]) -> list[dict]:
+def point_label(result: dict, point_keys: list[str], unnamed: str = "") -> str:
+    """A grid point's name in tables ("algorithm=vpd, optim.lr=1e-05"); `unnamed` without grid keys."""
+    return ", ".join(f"{k}={result[k]}" for k in point_keys) or unnamed
+
+
+def step_times(results: list[dict], point_keys: list[str], unnamed: str = "") -> list[dict]:
     """Per grid point: mean seconds per training step and the share of each phase (over all seeds'
     steps; the E-step's cost is spread over the steps, as it runs every F of them)."""
     points: dict[str, list[dict]] = {}
     for r in results:
         if not r.get("failed"):
-            points.setdefault(", ".join(f"{k}={r[k]}" for k in point_keys), []).extend(
+            points.setdefault(point_label(r, point_keys, unnamed), []).extend(
                 read_jsonl(Path(r["run_dir"]) / "metrics.jsonl"))
     out = []
     for label, rows in points.items():
@@ -260,14 +265,14 @@ def step_times_markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def diagnostics_markdown(results: list[dict], point_keys: list[str]) -> str:
+def diagnostics_markdown(results: list[dict], point_keys: list[str], unnamed: str = "") -> str:
     """Teacher diagnostics per grid point and measured step: student and teacher pass rate and
     their gap, mean over seeds (empty when no run measured them)."""
     acc: dict[tuple[str, int], list[tuple[float, float]]] = {}
     for r in results:
         if r.get("failed"):
             continue
-        label = ", ".join(f"{k}={r[k]}" for k in point_keys)
+        label = point_label(r, point_keys, unnamed)
         for x in read_jsonl(Path(r["run_dir"]) / "metrics.jsonl"):
             if "teacher/pass_rate" in x:
                 acc.setdefault((label, int(x["diagnostics/at_step"])), []).append(

@@ -35,7 +35,10 @@ class ModelParams(_Section):
     dtype: Literal["float32", "bfloat16"] = "float32"
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when available (one GPU per process)
     chat_template_kwargs: dict[str, Any] = {}  # passed to every chat-template render, e.g. {enable_thinking: false}
-    gradient_checkpointing: bool = False
+    # Recompute activations in backward instead of keeping them: true = every update, "e_step" = only
+    # the E-step (its teacher contexts are the longest sequences trained with gradients, the memory
+    # peak of a VPD run on a CPU: 6.0 -> 3.2 GB for SmolLM2, docs/benchmarks.md), false = never.
+    gradient_checkpointing: bool | Literal["e_step"] = False
 
 
 class DataParams(_Section):
@@ -423,7 +426,7 @@ def _format_errors(err: ValidationError, source: str) -> str:
 # and what is measured alongside. Anything else (the algorithm, the data, a learning rate, a
 # template) would continue one experiment's checkpoint as another's.
 RESUMABLE = ("run_dir", "train.steps", "train.checkpoint_every", "train.keep_checkpoints", "train.micro_batch_size",
-             "train.logit_chunk", "train.gradient_checkpointing", "train.distributed", "model.device",
+             "train.logit_chunk", "model.gradient_checkpointing", "train.distributed", "model.device",
              "model.cache_dir", "sandbox.concurrency", "rollout.batch_size", "rollout.backend", "rollout.vllm",
              "eval", "diagnostics")
 

@@ -105,12 +105,13 @@ def run_problems(params: Params, split: str) -> list[Problem]:
     return load_prepared(prepared) if prepared.exists() else load_problems(params, split)
 
 
-def generate(engine, tok, problems: list[Problem], n: int, sampling: SamplingParams, max_prompt_tokens: int) -> list[Rollout]:
+def generate(engine, tok, problems: list[Problem], n: int, sampling: SamplingParams, max_prompt_tokens: int,
+             progress: Callable[[int], None] | None = None) -> list[Rollout]:
     prompts = [chat_prompt_ids(tok, p.messages) for p in problems]
     for p, ids in zip(problems, prompts):
         if len(ids) > max_prompt_tokens:
             raise DataError(f"problem {p.id}: prompt is {len(ids)} tokens, over rollout.max_prompt_tokens={max_prompt_tokens}")
-    return engine.generate(prompts, n, sampling)
+    return engine.generate(prompts, n, sampling, progress)
 
 
 def rollout_step(engine, tok, problems: list[Problem], params: Params, step: int, dist: Dist = SINGLE
@@ -138,11 +139,13 @@ def expand(batch: list[Problem], rollouts: list[Rollout], group_size: int) -> li
     return [(batch[i // group_size], ro) for i, ro in enumerate(rollouts)]
 
 
-def evaluate_problems(engine, tok, problems: list[Problem], params: Params, grade: Grader, seed: int = 0) -> pd.DataFrame:
-    """k samples per problem at the evaluation temperature -> one row per (problem, sample)."""
+def evaluate_problems(engine, tok, problems: list[Problem], params: Params, grade: Grader, seed: int = 0,
+                      progress: Callable[[int], None] | None = None) -> pd.DataFrame:
+    """k samples per problem at the evaluation temperature -> one row per (problem, sample);
+    `progress(k)` as k more samples are generated (grading follows in one batch)."""
     e = params.eval
     sampling = SamplingParams(e.temperature, e.top_p, e.max_new_tokens, seed, tuple(params.rollout.stop))
-    rollouts = generate(engine, tok, problems, e.samples, sampling, params.rollout.max_prompt_tokens)
+    rollouts = generate(engine, tok, problems, e.samples, sampling, params.rollout.max_prompt_tokens, progress)
     graded = grade(expand(problems, rollouts, e.samples))
     rows = []
     for i, (ro, (reward, feedback)) in enumerate(zip(rollouts, graded)):

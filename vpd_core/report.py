@@ -22,32 +22,12 @@ from .compare import diagnostics_markdown, eval_samples, mean_ci, quarter_means,
 from .config import Params, changed_keys
 from .fileio import atomic_output, read_jsonl, write_text_atomic
 from .loop import lookup, plot_rows
+from .memory import peak_rss_mb, reset_peak_rss
 
 STAGES = "stages.json"
 
 
 # --- wall time and peak memory per stage ---------------------------------------------------------
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory since the last reset (Linux VmHWM), in MB."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def reset_peak_rss() -> None:
-    """Start a new peak (writing 5 to clear_refs resets VmHWM); without it the peak is the process's."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
 
 @contextmanager
 def stage(run_dir: str | Path, name: str):
@@ -215,8 +195,8 @@ def write_report(run_dir: str | Path, params: Params) -> dict[str, Path]:
     with atomic_output(png) as tmp:
         learning_curves_figure(plot_rows(rows), tmp)
     single = [{"run_dir": str(run_dir)}]
-    times = step_times(single, []) if rows else []
-    diagnostics = diagnostics_markdown(single, []).replace("|  |", "| this run |") if rows else ""
+    times = step_times(single, [], unnamed="this run") if rows else []
+    diagnostics = diagnostics_markdown(single, [], unnamed="this run") if rows else ""
     sections = [
         f"# Run report: `{run_dir}`\n\nalgorithm **{params.algorithm}**, {len(rows)} of {params.train.steps} steps, "
         f"model `{params.model.path}`, data `{params.data.source}`, seed {params.seed}\n",
@@ -225,7 +205,7 @@ def write_report(run_dir: str | Path, params: Params) -> dict[str, Path]:
         training_section(rows),
         "## Teacher diagnostics (probe set)\n\n" + diagnostics if diagnostics else "",
         stages_section(run_dir),
-        "## Time per training step\n\n" + step_times_markdown(times).replace("|  |", "| this run |") if times else "",
+        "## Time per training step\n\n" + step_times_markdown(times) if times else "",
         flips_section(run_dir),
         params_section(params),
     ]

@@ -8,7 +8,7 @@ with a colocated vLLM engine. `make_engine` builds the configured one.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Callable, Protocol
 
 import torch
 from transformers import GenerationConfig
@@ -20,8 +20,10 @@ from .sequences import Rollout
 
 
 class RolloutEngine(Protocol):
-    def generate(self, prompts: list[list[int]], n: int, sampling: SamplingParams) -> list[Rollout]:
-        """n rollouts per prompt, grouped: result[i*n:(i+1)*n] belong to prompts[i]."""
+    def generate(self, prompts: list[list[int]], n: int, sampling: SamplingParams,
+                 progress: Callable[[int], None] | None = None) -> list[Rollout]:
+        """n rollouts per prompt, grouped: result[i*n:(i+1)*n] belong to prompts[i]. `progress(k)` is
+        called as k more rollouts finish (it must not change what is sampled)."""
         ...
 
     def sync_weights(self, model) -> None:
@@ -101,7 +103,8 @@ class HFRolloutEngine:
         pass  # the engine is the training model: nothing of its own to free
 
     @torch.no_grad()
-    def generate(self, prompts: list[list[int]], n: int, sampling: SamplingParams) -> list[Rollout]:
+    def generate(self, prompts: list[list[int]], n: int, sampling: SamplingParams,
+                 progress: Callable[[int], None] | None = None) -> list[Rollout]:
         flat = [p for p in prompts for _ in range(n)]
         greedy = sampling.temperature == 0
         config = GenerationConfig(
@@ -124,6 +127,8 @@ class HFRolloutEngine:
             for b, start in enumerate(range(0, len(flat), self.batch_size)):
                 out.extend(self._generate_batch(flat[start : start + self.batch_size], config, sampling.seed + b, device,
                                                 sampling.stop))
+                if progress is not None:
+                    progress(len(out) - start)
         finally:
             self.model.train(was_training)
         return out

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 from .rng import preserved_rng
 from .sampling import SamplingParams, stop_length
@@ -85,7 +86,8 @@ class VLLMRolloutEngine:
         self.asleep = False
         self.weights_released = False
 
-    def generate(self, prompts: list[list[int]], n: int, sampling: SamplingParams) -> list[Rollout]:
+    def generate(self, prompts: list[list[int]], n: int, sampling: SamplingParams,
+                 progress: Callable[[int], None] | None = None) -> list[Rollout]:
         self._wake()
         from vllm import SamplingParams as VLLMSampling
         from vllm.inputs import TokensPrompt
@@ -126,6 +128,8 @@ class VLLMRolloutEngine:
                     text=self.tokenizer.decode(resp, skip_special_tokens=True),
                 )
             )
+        if progress is not None:  # vLLM schedules the whole list at once: one report at the end
+            progress(len(rollouts))
         return rollouts
 
     def sync_weights(self, model) -> None:

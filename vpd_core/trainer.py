@@ -55,6 +55,35 @@ def lr_lambda(schedule: str, warmup: int, total: int):
 class TrainingDiverged(RuntimeError):
     """A step produced non-finite gradients or weights; the run stops before writing anything of it."""
 
+def set_checkpointing(model, on: bool) -> None:
+    """Activation checkpointing of the decoder layers on or off (non-reentrant: works with frozen
+    inputs and with FSDP); toggling only flips the layers' flag, so it can change per update."""
+    if not on:
+        if hasattr(model, "activation_checkpointing_disable"):
+            model.activation_checkpointing_disable()
+        else:
+            model.gradient_checkpointing_disable()
+        return
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # the name from transformers 5.2x on
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
+@contextmanager
+def checkpointing(model, on: bool):
+    """Activation checkpointing for the duration of one update (model.gradient_checkpointing: e_step)."""
+    if not on:
+        yield
+        return
+    set_checkpointing(model, True)
+    try:
+        yield
+    finally:
+        set_checkpointing(model, False)
+
+
 class Trainer:
     """With `dist` of several ranks, `model` (not yet sharded) is sharded with FSDP2 here, and
     each rank's `train_step` gets its own slice of the step's groups."""
@@ -73,13 +102,8 @@ class Trainer:
         )
         self.initial = self._frozen_copy() if needs_initial else None
         self.ema = self._frozen_copy() if params.algorithm == "sdpo" and params.sdpo.teacher == "ema" else None
-        if params.model.gradient_checkpointing:
-            # non-reentrant: works with frozen inputs and with FSDP
-            kwargs = {"use_reentrant": False}
-            if hasattr(model, "activation_checkpointing_enable"):  # the name from transformers 5.2x on
-                model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
-            else:
-                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        if params.model.gradient_checkpointing is True:
+            set_checkpointing(model, True)
         if dist.world > 1:  # after copying and checkpointing, before the optimizer sees the parameters
             for m in (model, self.initial, self.ema):
                 if m is not None:
@@ -153,7 +177,7 @@ class Trainer:
             self.e_buffer.append(samples)
             if self.step % self.p.vpd.e_every == 0:
                 batch = samples if self.p.vpd.e_buffer == "current" else [s for b in self.e_buffer for s in b]
-                with self._autocast():
+                with self._autocast(), checkpointing(self.model, self.p.model.gradient_checkpointing == "e_step"):
                     metrics |= self.e_step(batch)
                 reshard(self.model, self.initial)
         self._check_finite_weights()
