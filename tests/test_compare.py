@@ -74,7 +74,27 @@ def test_vpd_compare_rebuilds_a_sweep(tmp_path, capsys):
     assert main(["compare", str(tmp_path / "sweep")]) == 0
     assert "| algorithm | seeds |" in capsys.readouterr().out
     assert main(["compare", str(tmp_path / "nowhere")]) == 2
-    assert "not a sweep directory" in capsys.readouterr().err
+    assert "cannot compare" in capsys.readouterr().err
+
+
+def test_vpd_compare_merges_sweeps_run_apart(tmp_path, capsys):
+    # one experiment split over two processes: VPD seeds 0-1 in one sweep, GRPO seed 0 in another
+    from vpd.cli import main
+
+    for name, runs in {"a": [fake_run(tmp_path, "vpd", s, [0.1, 0.5], [0, 1], [1, 1]) for s in (0, 1)],
+                       "b": [fake_run(tmp_path, "grpo", 0, [0.2, 0.3], [0, 1], [0, 1])]}.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "runs.json").write_text(json.dumps(runs))
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "all")]) == 0
+    merged = json.loads((tmp_path / "all" / "runs.json").read_text())
+    assert sorted((r["algorithm"], r["seed"]) for r in merged) == [("grpo", 0), ("vpd", 0), ("vpd", 1)]
+    md = (tmp_path / "all" / "comparison.md").read_text()
+    assert "| grpo | 1 |" in md and "| vpd | 2 |" in md
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 2  # no --out
+    assert "--out" in capsys.readouterr().err
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "a"), "--out", str(tmp_path / "x")]) == 2
+    assert "more than one of the merged sweeps" in capsys.readouterr().err
 
 
 def test_change_paired_by_problem_averages_seeds_then_intervals_over_problems():

@@ -63,8 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "sweep":
             cmd.add_argument("--grid", default=None, help='JSON {key: [values]} (default: {"algorithm": ["grpo", "sdpo", "vpd"]})')
             cmd.add_argument("--seeds", default=None, help="replicate seeds, e.g. 0,1,2 (default: the params' seed)")
-    compare = sub.add_parser("compare", help="rebuild a sweep's comparison table and figure from its runs")
-    compare.add_argument("sweep_dir", help="a sweep's output directory (<run_dir>/sweep, holding runs.json)")
+    compare = sub.add_parser("compare", help="rebuild a sweep's comparison table and figure from its runs, "
+                                              "or merge several sweeps into one comparison")
+    compare.add_argument("sweep_dirs", nargs="+", metavar="sweep_dir",
+                         help="a sweep's output directory (<run_dir>/sweep, holding runs.json)")
+    compare.add_argument("--out", help="where the merged comparison goes (required with several sweeps)")
     ui = sub.add_parser("ui", help="start a local Prefect server (127.0.0.1) and serve the deployments")
     ui.add_argument("--port", type=int, default=4200)
     show = sub.add_parser("params", help="print the validated params as JSON")
@@ -117,10 +120,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "compare":
             from vpd_core.compare import recompare
 
+            if len(args.sweep_dirs) > 1 and not args.out:
+                raise VPDError("compare: merging several sweeps needs --out DIR")
             try:
-                files = recompare(args.sweep_dir)
+                files = recompare(args.sweep_dirs, args.out)
             except (OSError, ValueError, KeyError, IndexError) as e:
-                raise VPDError(f"{args.sweep_dir}: not a sweep directory with a readable runs.json ({e})") from None
+                raise VPDError(f"{' '.join(args.sweep_dirs)}: cannot compare ({e})") from None
             print(files["table_md"].read_text())
             print(json.dumps({k: str(v) for k, v in files.items()}))
             return 0

@@ -217,12 +217,34 @@ def paired_markdown(rows: list[dict], point_keys: list[str]) -> str:
 RESULT_KEYS = {"seed", "run_dir", "failed", "steps", *SUMMARY_KEYS, "train reward first quarter"}
 
 
-def recompare(sweep_dir: str | Path) -> dict[str, Path]:
-    """Rebuild a sweep's comparison from its runs.json (e.g. after adding seeds or changing the code)."""
-    sweep_dir = Path(sweep_dir)
-    runs = json.loads((sweep_dir / "runs.json").read_text())
-    point_keys = [k for k in runs[0] if k not in RESULT_KEYS]
-    return write_comparison(runs, point_keys, sweep_dir)
+def recompare(sweep_dirs: list[str | Path], out: str | Path | None = None) -> dict[str, Path]:
+    """Rebuild a sweep's comparison from its runs.json (e.g. after changing the code), or merge
+    several sweeps' runs into one comparison in `out` (an experiment split over machines or
+    sessions: one sweep per algorithm or per seed). Merged sweeps must vary the same grid keys,
+    and a (grid point, seed) may come from one of them only."""
+    dirs = [Path(d) for d in sweep_dirs]
+    if not dirs:
+        raise ValueError("no sweep directory given")
+    if len(dirs) > 1 and out is None:
+        raise ValueError("merging several sweeps needs an output directory")
+    runs: list[dict] = []
+    keys: list[str] | None = None
+    for d in dirs:
+        rows = json.loads((d / "runs.json").read_text())
+        if not rows:
+            raise ValueError(f"{d / 'runs.json'}: no runs")
+        mine = [k for k in rows[0] if k not in RESULT_KEYS]
+        if keys is not None and sorted(mine) != sorted(keys):
+            raise ValueError(f"{d / 'runs.json'}: grid keys {mine} differ from {keys} of {dirs[0] / 'runs.json'}")
+        keys = mine
+        runs += rows
+    seen: set[str] = set()
+    for r in runs:
+        ident = json.dumps({k: r[k] for k in [*keys, "seed"]}, sort_keys=True)
+        if ident in seen:
+            raise ValueError(f"run {ident} appears in more than one of the merged sweeps")
+        seen.add(ident)
+    return write_comparison(runs, keys, Path(out) if out is not None else dirs[0])  # with the merged runs.json
 
 
 PHASES = {"rollouts": ("time/rollout",), "execution (sandbox)": ("time/execution",),
