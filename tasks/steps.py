@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shlex
 import subprocess
 import sys
@@ -113,10 +112,13 @@ def train_distributed(params_path: str, overrides: list[str], params: Params) ->
     progress = create_progress_artifact(progress=0.0, description=f"training steps ({d.nproc} processes)")
     with distributed.launch_training(params_path, overrides, d, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, bufsize=1) as proc:
+        metrics, seen = Path(params.run_dir) / "metrics.jsonl", None
         for line in proc.stdout:
             log.info(line.rstrip())
-            step = re.match(r"step (\d+) \|", line)  # loop.format_metrics, printed by rank 0
-            if step:
-                update_progress_artifact(artifact_id=progress, progress=100 * int(step.group(1)) / total)
+            stamp = metrics.stat().st_mtime_ns if metrics.exists() else None  # rank 0 rewrites it every step
+            if stamp != seen:
+                seen = stamp
+                update_progress_artifact(artifact_id=progress,
+                                         progress=100 * loop.completed_steps(Path(params.run_dir)) / total)
     if proc.returncode:
         raise RuntimeError(f"distributed training failed (exit status {proc.returncode}): {cmd}")

@@ -9,6 +9,7 @@ import pytest
 import torch
 from dp_cases import CASES, case_params, dp_batch
 
+from vpd_core import loop
 from vpd_core.config import ParamsError, parse_params
 from vpd_core.fileio import read_jsonl
 from vpd_core.models import load_model
@@ -111,6 +112,7 @@ def test_vpd_train_launches_itself_under_torchrun_and_resumes_on_one_process(tin
     assert out.returncode == 0, out.stderr[-5000:]
     assert "resumed from" in out.stdout and "saved by 2 process(es), resumed on 1" in out.stderr
     assert [r["train/step"] for r in read_jsonl(tmp_path / "run" / "metrics.jsonl")] == [1.0, 2.0, 3.0]
+    assert loop.completed_steps(tmp_path / "run") == 3  # what the train flow's progress artifact reads
 
 
 def test_distributed_params_are_validated():

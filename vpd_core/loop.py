@@ -302,6 +302,13 @@ def run_training(params: Params, grade: Grader = text_grader, log: Callable[[str
     return run.run_dir
 
 
+def completed_steps(run_dir: Path) -> int:
+    """Training steps a run directory has recorded (its metrics.jsonl rows): the progress of a run
+    in another process, e.g. the torchrun children."""
+    rows = read_jsonl(run_dir / "metrics.jsonl")
+    return int(rows[-1]["train/step"]) if rows else 0
+
+
 # DVC plot files: every row of a file carries the same keys (DVC draws nothing from mixed rows), a
 # step enters a file only when it logged all of the file's metrics, and a file an algorithm never
 # fills is written as [] (DVC skips it; a missing file or field is an error).
