@@ -18,7 +18,7 @@ from collections import defaultdict
 
 import torch
 
-from tasks.common import make_grader
+from vpd_core.loop import make_grader
 from vpd_core import loop
 from vpd_core.config import load_params
 from vpd_core.models import load_model, load_tokenizer, resolve_model_path

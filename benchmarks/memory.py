@@ -59,7 +59,6 @@ def profile(overrides: list[str], steps: int, eval_problems: int, params_path: s
         from vpd_core import loop  # noqa: F401
 
     ph.run("imports (torch, transformers, prefect)", imports)
-    from tasks.common import make_grader
     from vpd_core import loop
     from vpd_core.config import load_params
 
@@ -68,7 +67,7 @@ def profile(overrides: list[str], steps: int, eval_problems: int, params_path: s
                                        f"train.steps={steps}", "train.checkpoint_every=1", *overrides])
     run = ph.run("model + trainer + engine", loop.Run, params, lambda _: None)
     problems = loop.load_problems(params, "train")
-    grade, sandbox = make_grader(params, params.sandbox.train_tests)
+    grade, sandbox = loop.make_grader(params, params.sandbox.train_tests)
     trainer = run.trainer
     for name in ("m_step", "e_step", "grpo_step"):  # time each update kind as its own phase
         if hasattr(trainer, name):
@@ -84,7 +83,7 @@ def profile(overrides: list[str], steps: int, eval_problems: int, params_path: s
             ph.run("record + checkpoint", run.record, metrics)
         if eval_problems:
             test = loop.load_problems(params, "test")[:eval_problems]
-            eval_grade, eval_sandbox = make_grader(params, "all")
+            eval_grade, eval_sandbox = loop.make_grader(params, "all")
             ph.run(f"evaluation ({eval_problems} problems)", loop.evaluate_problems, run.engine, run.tok, test, params,
                    eval_grade, params.seed)
             if eval_sandbox is not None:

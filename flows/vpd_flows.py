@@ -27,7 +27,7 @@ from vpd_core.config import RunSettings
 from vpd_core.report import data_uri, inline_figure, stage, write_report
 from vpd_core.fileio import read_jsonl, write_text_atomic
 
-from tasks.common import check_sandbox, make_grader, params_from, with_settings
+from tasks.common import params_from, with_settings
 from tasks.steps import (diagnose, evaluate_checkpoint, fetch_model, generate_rollouts, grade_rollouts,
                          prepare_split, record_step, train_distributed, update)
 
@@ -56,7 +56,7 @@ def train(params_path: str = "params.yaml", overrides: list[str] | None = None,
     log = get_run_logger()
     run = loop.Run(params, log=log.info)
     problems = loop.run_problems(params, "train")
-    grader, sandbox = make_grader(params, params.sandbox.train_tests)
+    grader, sandbox = loop.make_grader(params, params.sandbox.train_tests)
     total = params.train.steps
     progress = create_progress_artifact(progress=100 * run.trainer.step / total, description="training steps")
     bar = tqdm(total=total, initial=run.trainer.step, desc="train", unit="step", file=sys.stderr)
@@ -123,7 +123,7 @@ def evaluate(params_path: str = "params.yaml", overrides: list[str] | None = Non
     device = "cpu" if params.rollout.backend == "vllm" else params.model.device
     model = load_model(model_dir, params.model.dtype, device)
     problems = loop.run_problems(params, "test")
-    grader, sandbox = make_grader(params, "all")
+    grader, sandbox = loop.make_grader(params, "all")
     try:
         tables = evaluate_checkpoint(make_engine(params, model, tok, model_dir), tok, problems, params,
                                      grader, str(out / "tables"), params.data.source, params.seed + 10_000, name)
@@ -182,7 +182,7 @@ def pipeline(params_path: str = "params.yaml", overrides: list[str] | None = Non
     any other key as `key=value`."""
     overrides = with_settings(settings, overrides)
     params = params_from(params_path, overrides)
-    check_sandbox(params)  # no engine: fail now, not after prepare
+    loop.check_sandbox(params)  # no engine: fail now, not after prepare
     run_dir = params.run_dir  # each stage's wall time and peak memory go to <run_dir>/stages.json
     with stage(run_dir, "prepare"):
         prepare(params_path, overrides)
@@ -252,7 +252,7 @@ def sweep(params_path: str = "params.yaml", overrides: list[str] | None = None,
     overrides = with_settings(settings, overrides)
     log = get_run_logger()
     base = params_from(params_path, overrides)
-    check_sandbox(base)
+    loop.check_sandbox(base)
     grid = grid or DEFAULT_GRID
     seeds = list(seeds or [base.seed])
     root = sweep_root(base.run_dir, dated)

@@ -47,6 +47,16 @@ def test_train_then_resume(tiny_dir, tmp_path):
     assert (tmp_path / "run" / "checkpoints" / "step-000003" / "model" / "config.json").is_file()
 
 
+def test_train_without_prefect_imports_no_orchestration(tiny_params):
+    # `vpd train --no-prefect` (and the torchrun children, which run vpd_core.train_main) own a
+    # run with the core alone: no Prefect, DVC or orchestration-layer module gets imported
+    code = ("import sys; from vpd.cli import main; rc = main(['train', '--no-prefect', '--params', sys.argv[1]]); "
+            "bad = sorted({m.split('.')[0] for m in sys.modules} & {'prefect', 'dvc', 'flows', 'tasks'}); "
+            "print('imported:', bad); sys.exit(rc or bool(bad))")
+    r = subprocess.run([sys.executable, "-c", code, str(tiny_params)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "imported: []" in r.stdout, r.stdout[-2000:] + r.stderr[-3000:]
+
+
 def test_console_is_quiet_unless_verbose(tiny_params, tmp_path):
     """Per-task "Finished in state Completed()" lines and model-loading bars only with --verbose;
     a flow still says that it finished."""

@@ -165,7 +165,7 @@ def test_a_launched_child_without_world_size_fails_instead_of_relaunching(tiny_p
 
 
 def test_training_processes_split_the_sandbox_cores():
-    from tasks.common import make_grader
+    from vpd_core.loop import make_grader
 
     params = parse_params({"data": {"source": "livecodebench"}, "sandbox": {"backend": "bwrap"}})
     for processes in (1, 2):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.common import make_grader
+from vpd_core.loop import make_grader
 from vpd_core.config import load_params
 from vpd_core.fileio import read_jsonl
 from vpd_core.loop import run_training

@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             return serve_ui(args.port)
         params = load_params(args.params, args.overrides)  # bad params fail here, before any work
         if args.command in ("train", "evaluate", "pipeline", "sweep"):
-            from tasks.common import check_sandbox
+            from vpd_core.loop import check_sandbox
 
             check_sandbox(params)  # and a missing sandbox engine, before a model load
         if args.command == "evaluate" and args.checkpoint not in ("base", "latest"):
@@ -161,32 +161,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def train_plain(args, params) -> int:
-    """The plain loop; with several processes (train.distributed) it relaunches itself under torchrun."""
-    import os
-
-    from tasks.common import make_grader
-    from vpd_core import distributed
-    from vpd_core.errors import VPDError
-    from vpd_core.loop import run_training
+    """The plain loop (vpd_core.train_main); with several processes it relaunches itself under torchrun."""
+    from vpd_core.train_main import train
 
     quiet_console(args.verbose)
-    d = params.train.distributed
-    if d.world > 1 and "WORLD_SIZE" not in os.environ:
-        if os.environ.get(distributed.LAUNCHED):
-            raise VPDError(f"train.distributed.nproc={d.nproc} but the launcher started this process without WORLD_SIZE")
-        return distributed.launch_training(args.params, args.overrides, d).wait()
-    dist = distributed.init()
-    # the sandbox's cores are this machine's: split between its own training processes
-    grader, sandbox = make_grader(params, params.sandbox.train_tests, processes=min(d.nproc, dist.world))
-    try:
-        run_dir = run_training(params, grader, log=lambda s: print(s, flush=True), dist=dist)
-    finally:
-        if sandbox is not None:
-            sandbox.close()
-        distributed.finish(dist)
-    if dist.is_main:
-        print(f"done: metrics in {run_dir / 'metrics.jsonl'}, checkpoints in {run_dir / 'checkpoints'}")
-    return 0
+    return train(args.params, args.overrides, params)
 
 
 def model_fetch(args) -> int:
@@ -229,12 +208,9 @@ def quiet_console(verbose: bool) -> None:
         return
     for name in ("prefect.task_runs", "prefect.flow_runs"):
         logging.getLogger(name).addFilter(_QuietPrefect())
-    import huggingface_hub.utils
-    import transformers
+    from vpd_core.models import quiet_libraries
 
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-    huggingface_hub.utils.disable_progress_bars()
+    quiet_libraries()
 
 
 def run_flow(args) -> int:

@@ -141,7 +141,7 @@ def train_command(params_path: str, overrides: list[str], d) -> list[str]:
     """torchrun argv for the plain training loop of a params file (+ overrides): `d.nproc` local
     processes, on one machine (--standalone) or as node `d.node_rank` of `d.nnodes` joined by a
     c10d rendezvous at `d.rdzv_endpoint` (every node runs this same command with its own rank)."""
-    args = ["train", "--no-prefect", "--params", params_path]
+    args = ["--params", params_path]
     for o in overrides:
         args += ["--set", o]
     if d.nnodes == 1:
@@ -149,7 +149,7 @@ def train_command(params_path: str, overrides: list[str], d) -> list[str]:
     else:
         topology = [f"--nnodes={d.nnodes}", f"--node_rank={d.node_rank}", f"--nproc_per_node={d.nproc}",
                     "--rdzv_backend=c10d", f"--rdzv_endpoint={d.rdzv_endpoint}", "--rdzv_id=vpd"]
-    return [sys.executable, "-m", "torch.distributed.run", *topology, "-m", "vpd.cli", *args]
+    return [sys.executable, "-m", "torch.distributed.run", *topology, "-m", "vpd_core.train_main", *args]
 
 
 def launch_training(params_path: str, overrides: list[str], d, **popen_kwargs) -> subprocess.Popen:

@@ -11,6 +11,7 @@ import; MCQ, math and arithmetic use `vpd_core.data.graders.grade_text`.
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from pathlib import Path
@@ -26,7 +27,7 @@ from .critique import write_critiques
 from .diagnostics import probe_problems, teacher_diagnostics
 from .data.graders import grade_text
 from .data.readers import embedded_path, read_source
-from .data.schema import DataError, Problem
+from .data.schema import CODE_SOURCES, DataError, Problem
 from .data.sciknoweval import split_by_domain
 from .distributed import SINGLE, Dist
 from .fileio import read_jsonl, write_jsonl_atomic, write_text_atomic
@@ -42,6 +43,29 @@ Grader = Callable[[list[tuple[Problem, Rollout]]], list[tuple[float, str]]]
 
 def text_grader(items: list[tuple[Problem, Rollout]]) -> list[tuple[float, str]]:
     return [grade_text(p, r.text) for p, r in items]
+
+
+def check_sandbox(params: Params) -> None:
+    """A code task needs its sandbox engine: refuse before any work (not after a model load)."""
+    if params.data.source in CODE_SOURCES:
+        from sandboxes import check_available
+
+        check_available(params.sandbox.backend)
+
+
+def make_grader(params: Params, split: str, processes: int = 1):
+    """Code problems go to the sandbox (split: "train" tests or "all"); the rest are graded in-process.
+
+    `processes`: how many training processes share this machine's cores (one sandbox each)."""
+    if params.data.source not in CODE_SOURCES:
+        return text_grader, None
+    from sandboxes import make_sandbox
+    from sandboxes.grading import code_grader
+
+    s = params.sandbox
+    concurrency = s.concurrency or max(1, (os.cpu_count() or 1) // processes)
+    sandbox = make_sandbox(s.backend, concurrency=concurrency)
+    return code_grader(sandbox, split=split, time_limit_s=s.time_limit_s, memory_mb=s.memory_mb), sandbox
 
 
 def step_seed(seed: int, step: int) -> int:

@@ -171,3 +171,13 @@ def stop_token_ids(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel | 
     elif isinstance(eos, (list, tuple)):
         ids.update(eos)
     return sorted(i for i in ids if i is not None)
+
+
+def quiet_libraries() -> None:
+    """transformers and huggingface_hub without progress bars or warnings (a run's console shows its own lines)."""
+    import huggingface_hub.utils
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    huggingface_hub.utils.disable_progress_bars()
