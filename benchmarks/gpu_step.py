@@ -150,7 +150,7 @@ def main(argv=None) -> int:
     ap.add_argument("--chunk", type=int, default=512)
     ap.add_argument("--repeats", type=int, default=3, help="measured repeats after one warm-up")
     ap.add_argument("--no-vllm", action="store_true", help="skip the vLLM rollout measurement")
-    ap.add_argument("--out", default=None, help="JSON results (default benchmarks/results/gpu_step-<device>[-tiny].json)")
+    ap.add_argument("--out", required=True, help="JSON file for the results (kept out of the repository)")
     args = ap.parse_args(argv)
     small = args.tiny
     args.problems = args.problems or (2 if small else 8)
@@ -228,7 +228,7 @@ def main(argv=None) -> int:
     }
     if not args.no_vllm:
         result["vllm"] = vllm_rollouts(model, tok, params, prompt_ids, args, sampling)
-    out = Path(args.out or REPO / "benchmarks" / "results" / f"gpu_step-{args.device}{'-tiny' if args.tiny else ''}.json")
+    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(table(result))

@@ -172,7 +172,7 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=32)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--tiny", action="store_true", help="smoke mode: tiny random model")
-    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "mstep.json"))
+    ap.add_argument("--out", required=True, help="JSON file for the results (kept out of the repository)")
     ap.add_argument("--workdir", default="/tmp/vpd-bench")
     ap.add_argument("--impl", help=argparse.SUPPRESS)  # child mode
     args = ap.parse_args()

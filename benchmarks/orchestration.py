@@ -61,6 +61,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--out", required=True, help="JSON file for the results (kept out of the repository)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="vpd-orch-"))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PREFECT_HOME": str(work / "prefect"),
@@ -120,8 +121,8 @@ def main() -> None:
     out["resume_skipped_fraction_of_step_time"] = 1 - sum(rerun_steps) / sum(sf)
     out["resume_rerun_wall_s"], out["uninterrupted_wall_s"] = resumed_wall, wall_flow
     print(json.dumps(out, indent=2))
-    (REPO / "benchmarks" / "results").mkdir(exist_ok=True)
-    (REPO / "benchmarks" / "results" / "orchestration.json").write_text(json.dumps(out, indent=2))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=2))
     shutil.rmtree(work, ignore_errors=True)
 
 

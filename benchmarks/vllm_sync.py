@@ -34,7 +34,7 @@ def main() -> int:
     ap.add_argument("--model", default="embedded", help='a local HF directory, or "embedded"')
     ap.add_argument("--starts", type=int, default=3)
     ap.add_argument("--syncs", type=int, default=5)
-    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "vllm_sync.json"))
+    ap.add_argument("--out", required=True, help="JSON file for the results (kept out of the repository)")
     args = ap.parse_args()
 
     import torch

@@ -32,6 +32,7 @@ def test_gpu_step_smoke_mode(tmp_path):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU error path")
-def test_gpu_step_without_a_gpu_says_so():
-    proc = subprocess.run([sys.executable, "benchmarks/gpu_step.py"], capture_output=True, text=True, timeout=120, cwd=REPO)
+def test_gpu_step_without_a_gpu_says_so(tmp_path):
+    proc = subprocess.run([sys.executable, "benchmarks/gpu_step.py", "--out", str(tmp_path / "r.json")],
+                          capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 2 and "--device cpu --tiny" in proc.stderr
