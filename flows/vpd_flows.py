@@ -3,10 +3,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -99,60 +96,15 @@ def evaluate(params_path: str = "params.yaml", overrides: list[str] | None = Non
              settings: RunSettings | None = None) -> dict:
     """mean@k / pass@k on the test split for a checkpoint ("base" = the initial model, "latest", or a path)."""
     overrides = with_settings(settings, overrides)
-    from vpd_core.models import ModelError, load_model, load_tokenizer, resolve_model_path
-    from vpd_core.rollout import make_engine
-
     params = params_from(params_path, overrides)
-    name = "base" if checkpoint == "base" else "final" if checkpoint == "latest" else Path(checkpoint).name
-    out = Path(params.run_dir) / "eval" / name
-    cache = base_eval_cache(params) if checkpoint == "base" else None
-    if cache is not None and (cache / "metrics.json").exists():
-        # the base model's numbers depend on (model, data, prompts, eval params, seed), not on the run
-        shutil.copytree(cache, out, dirs_exist_ok=True)
-        get_run_logger().info("base model evaluation reused from %s", cache)
-        return json.loads((out / "metrics.json").read_text())
-    if checkpoint == "base":
-        model_dir = resolve_model_path(params.model.path, params.model.cache_dir)
+    result = evaluate_checkpoint(params, checkpoint)
+    if result.get("reused"):
+        get_run_logger().info("base model evaluation reused from %s", result["reused"])
     else:
-        ckpt = latest_checkpoint(Path(params.run_dir) / "checkpoints") if checkpoint == "latest" else Path(checkpoint)
-        if ckpt is None:
-            raise ModelError(f"{params.run_dir}/checkpoints: no checkpoint to evaluate")
-        model_dir = resolve_model_path(str(ckpt / "model"))  # a wrong path or a damaged checkpoint: one clear error
-    tok = load_tokenizer(model_dir, params.model.chat_template_kwargs)
-    # a vLLM engine loads the weights itself; the HF copy then only answers config questions, off the GPU
-    device = "cpu" if params.rollout.backend == "vllm" else params.model.device
-    model = load_model(model_dir, params.model.dtype, device)
-    problems = loop.run_problems(params, "test")
-    grader, sandbox = loop.make_grader(params, "all")
-    try:
-        tables = evaluate_checkpoint(make_engine(params, model, tok, model_dir), tok, problems, params,
-                                     grader, str(out / "tables"), params.data.source, params.seed + 10_000, name)
-    finally:
-        if sandbox is not None:
-            sandbox.close()
-    overall = tables["overall"][0]
-    create_table_artifact(key=f"eval-{name.replace('_', '-')}", table=tables["overall"],
-                          description=f"{params.data.source} test split, checkpoint {name}")
-    source = "base model" if checkpoint == "base" else str(model_dir.parent)
-    write_text_atomic(out / "metrics.json", json.dumps({**overall, "checkpoint": source}, indent=2))
-    if cache is not None:
-        tmp = cache.with_name(cache.name + f".tmp-{os.getpid()}")
-        shutil.copytree(out, tmp, dirs_exist_ok=True)
-        tmp.replace(cache) if not cache.exists() else shutil.rmtree(tmp)
-    return {"checkpoint": source, **overall}
-
-
-def base_eval_cache(params) -> Path:
-    """Where the base model's evaluation is kept, keyed by everything it depends on."""
-    from vpd_core.models import resolve_model_path
-
-    key = {"model": str(resolve_model_path(params.model.path, params.model.cache_dir)), "dtype": params.model.dtype,
-           "chat": params.model.chat_template_kwargs, "data": params.data.model_dump(mode="json"),
-           "prompts": params.prompts.model_dump(), "eval": params.eval.model_dump(), "seed": params.seed,
-           "stop": params.rollout.stop, "max_prompt": params.rollout.max_prompt_tokens,
-           "sandbox": params.sandbox.model_dump(exclude={"concurrency"})}
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
-    return Path(".cache") / "base-eval" / digest
+        name = loop.eval_name(checkpoint)
+        create_table_artifact(key=f"eval-{name.replace('_', '-')}", table=result["tables"]["overall"],
+                              description=f"{params.data.source} test split, checkpoint {name}")
+    return result["metrics"]
 
 
 @flow(name="report", log_prints=True)

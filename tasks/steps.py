@@ -15,7 +15,6 @@ from tqdm import tqdm
 from sandboxes.types import SandboxError
 from vpd_core import distributed, loop
 from vpd_core.config import Params
-from vpd_core.data.evaluation import write_results
 from vpd_core.fileio import write_jsonl_atomic
 from vpd_core.models import resolve_model_path
 
@@ -78,12 +77,12 @@ def record_step(run: loop.Run, metrics: dict) -> str | None:
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=infra_only)
-def evaluate_checkpoint(run_engine, tok, problems: list, params: Params, grader, out_dir: str, benchmark: str, seed: int,
-                        name: str = "") -> dict:
-    """Generate and grade the test split; progress as a console bar and a Prefect progress artifact."""
-    total = len(problems) * params.eval.samples
+def evaluate_checkpoint(params: Params, checkpoint: str) -> dict:
+    """loop.evaluate_checkpoint with its progress as a console bar and a Prefect progress artifact."""
+    name = loop.eval_name(checkpoint)
+    total = len(loop.run_problems(params, "test")) * params.eval.samples
     artifact = create_progress_artifact(progress=0.0, description=f"evaluation {name}: samples generated")
-    bar = tqdm(total=total, desc=f"evaluate {name}".strip(), unit="sample", file=sys.stderr)
+    bar = tqdm(total=total, desc=f"evaluate {name}", unit="sample", file=sys.stderr)
     done = 0
 
     def progress(k: int) -> None:
@@ -93,12 +92,9 @@ def evaluate_checkpoint(run_engine, tok, problems: list, params: Params, grader,
         update_progress_artifact(artifact_id=artifact, progress=100 * done / total)
 
     try:
-        samples = loop.evaluate_problems(run_engine, tok, problems, params, grader, seed, progress)
+        return loop.evaluate_checkpoint(params, checkpoint, progress)
     finally:
         bar.close()
-    tables = write_results(samples, out_dir, benchmark, groups=["difficulty", "domain", "platform"])
-    return {name: t.to_dict(orient="records") for name, t in tables.items()}
-
 
 
 @task(cache_policy=NO_CACHE)

@@ -47,14 +47,19 @@ def test_train_then_resume(tiny_dir, tmp_path):
     assert (tmp_path / "run" / "checkpoints" / "step-000003" / "model" / "config.json").is_file()
 
 
-def test_train_without_prefect_imports_no_orchestration(tiny_params):
-    # `vpd train --no-prefect` (and the torchrun children, which run vpd_core.train_main) own a
-    # run with the core alone: no Prefect, DVC or orchestration-layer module gets imported
-    code = ("import sys; from vpd.cli import main; rc = main(['train', '--no-prefect', '--params', sys.argv[1]]); "
+def test_train_and_evaluate_without_prefect_import_no_orchestration(tiny_params, tmp_path):
+    # `vpd train/evaluate --no-prefect` (and the torchrun children, which run vpd_core.train_main)
+    # own a run with the core alone: no Prefect, DVC or orchestration-layer module gets imported
+    code = ("import sys; from vpd.cli import main; p = sys.argv[1]; "
+            "rc = main(['train', '--no-prefect', '--params', p]) or main(['evaluate', '--no-prefect', '--params', p]); "
             "bad = sorted({m.split('.')[0] for m in sys.modules} & {'prefect', 'dvc', 'flows', 'tasks'}); "
             "print('imported:', bad); sys.exit(rc or bool(bad))")
-    r = subprocess.run([sys.executable, "-c", code, str(tiny_params)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, "-c", code, str(tiny_params)], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=300, env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
     assert r.returncode == 0 and "imported: []" in r.stdout, r.stdout[-2000:] + r.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "eval" / "final" / "metrics.json").read_text())
+    assert metrics["problems"] > 0 and 0 <= metrics["pass@1"] <= 1 and "step-000002" in metrics["checkpoint"]
+    assert json.loads(r.stdout.splitlines()[-2]) == metrics  # the CLI prints what it wrote
 
 
 def test_console_is_quiet_unless_verbose(tiny_params, tmp_path):

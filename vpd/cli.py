@@ -56,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         _params_args(cmd)
         cmd.add_argument("-v", "--verbose", action="store_true",
                          help="library output too: progress bars of model loading/saving, every Prefect task's end")
-        if name == "train":
-            cmd.add_argument("--no-prefect", action="store_true", help="run the plain loop (no Prefect)")
+        if name in ("train", "evaluate"):
+            cmd.add_argument("--no-prefect", action="store_true", help="run the core directly (no Prefect)")
         if name == "evaluate":
             cmd.add_argument("--checkpoint", default="latest", help='"base", "latest" or a checkpoint directory')
         if name == "sweep":
@@ -151,6 +151,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "train" and args.no_prefect:
             return train_plain(args, params)
+        if args.command == "evaluate" and args.no_prefect:
+            from vpd_core.loop import evaluate_checkpoint
+
+            quiet_console(args.verbose)
+            print(json.dumps(evaluate_checkpoint(params, args.checkpoint)["metrics"]))
+            return 0
         return run_flow(args)
     except VPDError as e:
         print("error: " + " ".join(str(e).split()), file=sys.stderr)  # one line, whatever the message held

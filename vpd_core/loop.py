@@ -10,8 +10,10 @@ import; MCQ, math and arithmetic use `vpd_core.data.graders.grade_text`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import random
 import time
 from pathlib import Path
@@ -21,7 +23,7 @@ import pandas as pd
 import torch
 
 from .data import arithmetic
-from .checkpoint import export_final, load_latest_intact, recover, resume_candidates, save_checkpoint
+from .checkpoint import export_final, latest_checkpoint, load_latest_intact, recover, resume_candidates, save_checkpoint
 from .config import Params, ParamsError, resume_conflicts
 from .critique import write_critiques
 from .diagnostics import probe_problems, teacher_diagnostics
@@ -31,7 +33,8 @@ from .data.schema import CODE_SOURCES, DataError, Problem
 from .data.sciknoweval import split_by_domain
 from .distributed import SINGLE, Dist
 from .fileio import read_jsonl, write_jsonl_atomic, write_text_atomic
-from .models import load_model, load_tokenizer, resolve_model_path
+from .data.evaluation import write_results
+from .models import ModelError, load_model, load_tokenizer, resolve_model_path
 from .rollout import check_fits_model, make_engine
 from .sampling import SamplingParams
 from .sequences import Rollout, Sample, chat_prompt_ids
@@ -179,6 +182,65 @@ def evaluate_problems(engine, tok, problems: list[Problem], params: Params, grad
                      "difficulty": p.difficulty, "domain": p.domain, "platform": p.platform,
                      "response": ro.text, "feedback": feedback})
     return pd.DataFrame(rows)
+
+
+def eval_name(checkpoint: str) -> str:
+    """The directory under <run_dir>/eval/ of a checkpoint's evaluation: base, final, or the checkpoint's name."""
+    return "base" if checkpoint == "base" else "final" if checkpoint == "latest" else Path(checkpoint).name
+
+
+def base_eval_cache(params: Params) -> Path:
+    """Where the base model's evaluation is kept, keyed by everything it depends on: the numbers
+    depend on (model, data, prompts, eval params, seed, sandbox), not on the run."""
+    key = {"model": str(resolve_model_path(params.model.path, params.model.cache_dir)), "dtype": params.model.dtype,
+           "chat": params.model.chat_template_kwargs, "data": params.data.model_dump(mode="json"),
+           "prompts": params.prompts.model_dump(), "eval": params.eval.model_dump(), "seed": params.seed,
+           "stop": params.rollout.stop, "max_prompt": params.rollout.max_prompt_tokens,
+           "sandbox": params.sandbox.model_dump(exclude={"concurrency"})}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    return Path(".cache") / "base-eval" / digest
+
+
+def evaluate_checkpoint(params: Params, checkpoint: str = "latest", progress: Callable[[int], None] | None = None) -> dict:
+    """Evaluate a checkpoint ("base" = the initial model, "latest", or a checkpoint directory) on
+    the test split: writes <run_dir>/eval/<name>/{tables/, metrics.json} and returns
+    {"metrics", "tables", "reused"}. The base model's evaluation is reused from .cache/base-eval
+    when one with the same inputs exists (`reused` names it)."""
+    name = eval_name(checkpoint)
+    out = Path(params.run_dir) / "eval" / name
+    cache = base_eval_cache(params) if checkpoint == "base" else None
+    if cache is not None and (cache / "metrics.json").exists():
+        shutil.copytree(cache, out, dirs_exist_ok=True)
+        return {"metrics": json.loads((out / "metrics.json").read_text()), "tables": None, "reused": str(cache)}
+    if checkpoint == "base":
+        model_dir = resolve_model_path(params.model.path, params.model.cache_dir)
+    else:
+        ckpt = latest_checkpoint(Path(params.run_dir) / "checkpoints") if checkpoint == "latest" else Path(checkpoint)
+        if ckpt is None:
+            raise ModelError(f"{params.run_dir}/checkpoints: no checkpoint to evaluate")
+        model_dir = resolve_model_path(str(ckpt / "model"))  # a wrong path or a damaged checkpoint: one clear error
+    tok = load_tokenizer(model_dir, params.model.chat_template_kwargs)
+    # a vLLM engine loads the weights itself; the HF copy then only answers config questions, off the GPU
+    device = "cpu" if params.rollout.backend == "vllm" else params.model.device
+    model = load_model(model_dir, params.model.dtype, device)
+    problems = run_problems(params, "test")
+    grader, sandbox = make_grader(params, "all")
+    try:
+        samples = evaluate_problems(make_engine(params, model, tok, model_dir), tok, problems, params, grader,
+                                    params.seed + 10_000, progress)
+    finally:
+        if sandbox is not None:
+            sandbox.close()
+    tables = {k: t.to_dict(orient="records") for k, t in
+              write_results(samples, out / "tables", params.data.source, groups=["difficulty", "domain", "platform"]).items()}
+    source = "base model" if checkpoint == "base" else str(model_dir.parent)
+    metrics = {"checkpoint": source, **tables["overall"][0]}
+    write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2))
+    if cache is not None:
+        tmp = cache.with_name(cache.name + f".tmp-{os.getpid()}")
+        shutil.copytree(out, tmp, dirs_exist_ok=True)
+        tmp.replace(cache) if not cache.exists() else shutil.rmtree(tmp)
+    return {"metrics": metrics, "tables": tables, "reused": None}
 
 
 def claim_run_dir(params: Params, run_dir: Path, write: bool = True) -> None:
