@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from vpd_core import loop
 from vpd_core.checkpoint import export_final, latest_checkpoint
-from vpd_core.config import RunSettings
+from vpd_core.config import DEFAULT_GRID, RunSettings
 from vpd_core.report import data_uri, inline_figure, stage, write_report
 from vpd_core.fileio import read_jsonl, write_text_atomic
 
@@ -149,9 +149,6 @@ def pipeline(params_path: str = "params.yaml", overrides: list[str] | None = Non
                           params.algorithm, before["pass@1"], after["pass@1"], after["problems"],
                           after["samples"] // max(after["problems"], 1), out, Path(out).with_suffix(".html"))
     return out
-
-
-DEFAULT_GRID = {"algorithm": ["grpo", "sdpo", "vpd"]}
 
 
 def sweep_root(run_dir: str, dated: bool) -> str:

@@ -90,6 +90,11 @@ def test_prefect_yaml_deployments_load_and_validate():
     nightly = next(d for d in spec["deployments"] if d["name"] == "nightly-sweep")
     assert nightly["parameters"]["dated"] is True
     assert next(d for d in served if d.name == "nightly-sweep").parameters["dated"] is True
+    # the served and the declared deployments run the one default grid
+    from vpd_core.config import DEFAULT_GRID
+
+    assert nightly["parameters"]["grid"] == DEFAULT_GRID
+    assert next(d for d in served if d.name == "nightly-sweep").parameters["grid"] == DEFAULT_GRID
 
 
 def test_dated_sweeps_put_each_night_in_its_own_directory(tiny_params):

@@ -17,6 +17,7 @@ import logging
 import math
 import sys
 
+from vpd_core.config import DEFAULT_GRID
 from vpd_core.memory import return_freed_memory
 
 
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "evaluate":
             cmd.add_argument("--checkpoint", default="latest", help='"base", "latest" or a checkpoint directory')
         if name == "sweep":
-            cmd.add_argument("--grid", default=None, help='JSON {key: [values]} (default: {"algorithm": ["grpo", "sdpo", "vpd"]})')
+            cmd.add_argument("--grid", default=None, help=f"JSON {{key: [values]}} (default: {json.dumps(DEFAULT_GRID)})")
             cmd.add_argument("--seeds", default=None, help="replicate seeds, e.g. 0,1,2 (default: the params' seed)")
     compare = sub.add_parser("compare", help="rebuild a sweep's comparison table and figure from its runs, "
                                               "or merge several sweeps into one comparison")
@@ -241,7 +242,7 @@ def run_flow(args) -> int:
         print(f"report: {out}")
         return 0
     else:
-        f.sweep_points(args.params, args.overrides, args.grid or f.DEFAULT_GRID, args.seeds or [load_seed(args)])
+        f.sweep_points(args.params, args.overrides, args.grid or DEFAULT_GRID, args.seeds or [load_seed(args)])
         out = f.sweep(**common, grid=args.grid, seeds=args.seeds)
     print(json.dumps(out, default=str))
     return 0

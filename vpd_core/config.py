@@ -422,6 +422,10 @@ def _format_errors(err: ValidationError, source: str) -> str:
     return "; ".join(lines)
 
 
+# The comparison a sweep runs when no grid is given: the method against its two baselines.
+DEFAULT_GRID: dict[str, list] = {"algorithm": ["grpo", "sdpo", "vpd"]}
+
+
 # What may change when a run directory is resumed: how long and how often, where and how fast,
 # and what is measured alongside. Anything else (the algorithm, the data, a learning rate, a
 # template) would continue one experiment's checkpoint as another's.
