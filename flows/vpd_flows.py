@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 from prefect import flow, get_run_logger
@@ -25,8 +24,7 @@ from vpd_core.report import data_uri, inline_figure, stage, write_report
 from vpd_core.fileio import read_jsonl, write_text_atomic
 
 from tasks.common import params_from, with_settings
-from tasks.steps import (diagnose, evaluate_checkpoint, fetch_model, generate_rollouts, grade_rollouts,
-                         prepare_split, record_step, train_distributed, update)
+from tasks.steps import TASK_PHASES, evaluate_checkpoint, fetch_model, prepare_split, train_distributed
 
 KEY_METRICS = ["reward/mean", "reward/problems_solved", "distill/divergence", "student/entropy", "estep/accuracy", "time/step"]
 
@@ -59,16 +57,7 @@ def train(params_path: str = "params.yaml", overrides: list[str] | None = None,
     bar = tqdm(total=total, initial=run.trainer.step, desc="train", unit="step", file=sys.stderr)
     try:
         while not run.done:
-            step = run.trainer.step
-            diagnostics = diagnose(run, problems, grader)
-            t0 = time.perf_counter()
-            batch, rollouts = generate_rollouts(run, problems, params, step)
-            t1 = time.perf_counter()
-            graded = grade_rollouts(grader, batch, rollouts, params, step)
-            t2 = time.perf_counter()
-            metrics = update(run, batch, rollouts, graded)
-            metrics |= {"time/rollout": t1 - t0, "time/execution": t2 - t1, "time/step": time.perf_counter() - t0}
-            record_step(run, metrics | diagnostics)
+            metrics = run.step(problems, grader, TASK_PHASES)  # each phase a task
             log.info(loop.format_metrics(metrics))
             update_progress_artifact(artifact_id=progress, progress=100 * run.trainer.step / total)
             bar.update(1)

@@ -76,6 +76,28 @@ def record_step(run: loop.Run, metrics: dict) -> str | None:
     return str(ckpt) if ckpt else None
 
 
+class TaskPhases(loop.Phases):
+    """A training step's phases as the tasks above (loop.Run.step owns their order)."""
+
+    def diagnose(self, run, problems, grade):
+        return diagnose(run, problems, grade)
+
+    def rollouts(self, run, problems, step):
+        return generate_rollouts(run, problems, run.params, step)
+
+    def grade(self, run, grade, batch, rollouts, step):
+        return grade_rollouts(grade, batch, rollouts, run.params, step)
+
+    def update(self, run, batch, rollouts, graded):
+        return update(run, batch, rollouts, graded)
+
+    def record(self, run, metrics):
+        return record_step(run, metrics)
+
+
+TASK_PHASES = TaskPhases()
+
+
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=infra_only)
 def evaluate_checkpoint(params: Params, checkpoint: str) -> dict:
     """loop.evaluate_checkpoint with its progress as a console bar and a Prefect progress artifact."""

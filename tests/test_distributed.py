@@ -1,5 +1,6 @@
 """Data-parallel FSDP2 training on CPU (gloo), launched for real with torchrun."""
 
+import json
 import os
 import subprocess
 import sys
@@ -113,6 +114,22 @@ def test_vpd_train_launches_itself_under_torchrun_and_resumes_on_one_process(tin
     assert "resumed from" in out.stdout and "saved by 2 process(es), resumed on 1" in out.stderr
     assert [r["train/step"] for r in read_jsonl(tmp_path / "run" / "metrics.jsonl")] == [1.0, 2.0, 3.0]
     assert loop.completed_steps(tmp_path / "run") == 3  # what the train flow's progress artifact reads
+
+
+def test_distributed_training_reads_the_prepared_split(tiny_params, tmp_path):
+    # every rank trains on <run_dir>/data/train.jsonl when `vpd prepare` wrote it (the DVC stage's
+    # dependency), like the one-process loop: a damaged prepared split stops both, named
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    prepared = tmp_path / "run" / "data" / "train.jsonl"
+    prepared.parent.mkdir(parents=True)
+    good = {"id": "p0", "source": "arithmetic", "messages": [{"role": "user", "content": "What is 1 + 1?"}], "answer": "2"}
+    prepared.write_text(json.dumps(good) + "\n" + json.dumps({"id": "p1"} | {"bogus": 1}) + "\n")
+    for nproc in ("2", "1"):
+        out = subprocess.run([sys.executable, "-m", "vpd.cli", "train", "--no-prefect", "--params", str(tiny_params),
+                              "--set", f"train.distributed.nproc={nproc}", "--set", "rollout.group_size=2"],
+                             capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
+        assert out.returncode != 0, nproc
+        assert f"{prepared}: record 2:" in out.stdout + out.stderr, (nproc, out.stderr[-3000:])
 
 
 def test_distributed_params_are_validated():

@@ -123,7 +123,19 @@ def load_problems(params: Params, split: str) -> list[Problem]:
 
 
 def load_prepared(path: str | Path) -> list[Problem]:
-    return [Problem.from_dict(r) for r in read_jsonl(path)]
+    """A split written by the prepare stage; a damaged file is named with its record."""
+    path = Path(path)
+    try:
+        rows = read_jsonl(path)
+    except ValueError as e:
+        raise DataError(f"{e} (a prepared split: rerun `vpd prepare`)") from None
+    problems = []
+    for n, row in enumerate(rows, 1):
+        try:
+            problems.append(Problem.from_dict(row))
+        except TypeError as e:
+            raise DataError(f"{path}: record {n}: {e} (a prepared split: rerun `vpd prepare`)") from None
+    return problems
 
 
 def run_problems(params: Params, split: str) -> list[Problem]:
@@ -359,6 +371,48 @@ class Run:
             return save_checkpoint(self.trainer, self.ckpt_dir, keep=p.train.keep_checkpoints)
         return None
 
+    def step(self, problems: list[Problem], grade: Grader, phases: "Phases | None" = None) -> dict[str, float]:
+        """One training step: teacher diagnostics when due -> rollouts -> grading -> update ->
+        metrics and checkpoint. Returns the step's metrics (with the time of each phase)."""
+        phases = phases or DIRECT
+        step = self.trainer.step
+        diagnostics = phases.diagnose(self, problems, grade)
+        t0 = time.perf_counter()
+        batch, rollouts = phases.rollouts(self, problems, step)
+        t1 = time.perf_counter()
+        graded = phases.grade(self, grade, batch, rollouts, step)
+        t2 = time.perf_counter()
+        metrics = phases.update(self, batch, rollouts, graded)
+        metrics |= {"time/rollout": t1 - t0, "time/execution": t2 - t1, "time/step": time.perf_counter() - t0}
+        phases.record(self, metrics | diagnostics)
+        return metrics
+
+
+class Phases:
+    """How a training step's phases are called: directly (the plain loop), or each wrapped by an
+    orchestrator (the train flow makes every phase a Prefect task, with per-step caching of the
+    rollouts and grades and retries of sandbox failures). `Run.step` owns their order."""
+
+    def diagnose(self, run: "Run", problems: list[Problem], grade: Grader) -> dict[str, float]:
+        return run.diagnose(problems, grade)
+
+    def rollouts(self, run: "Run", problems: list[Problem], step: int) -> tuple[list[Problem], list[Rollout]]:
+        return rollout_step(run.engine, run.tok, problems, run.params, step, run.dist)
+
+    def grade(self, run: "Run", grade: Grader, batch: list[Problem], rollouts: list[Rollout], step: int
+              ) -> list[tuple[float, str]]:
+        return grade(expand(batch, rollouts, run.params.rollout.group_size))
+
+    def update(self, run: "Run", batch: list[Problem], rollouts: list[Rollout], graded: list[tuple[float, str]]
+               ) -> dict[str, float]:
+        return run.update(make_samples(batch, rollouts, graded, run.params.rollout.group_size, run.trainer.step))
+
+    def record(self, run: "Run", metrics: dict[str, float]) -> Path | None:
+        return run.record(metrics)
+
+
+DIRECT = Phases()
+
 
 def run_training(params: Params, grade: Grader = text_grader, log: Callable[[str], None] = print,
                  dist: Dist = SINGLE) -> Path:
@@ -369,20 +423,11 @@ def run_training(params: Params, grade: Grader = text_grader, log: Callable[[str
     """
     log = log if dist.is_main else (lambda _: None)
     run = Run(params, log, dist)
-    problems = load_problems(params, "train")
+    problems = run_problems(params, "train")
     if run.done:
         log(f"{run.run_dir}: already at step {run.trainer.step} of {params.train.steps}; nothing to do")
     while not run.done:
-        diagnostics = run.diagnose(problems, grade)
-        t0 = time.perf_counter()
-        batch, rollouts = rollout_step(run.engine, run.tok, problems, params, run.trainer.step, dist)
-        t1 = time.perf_counter()
-        graded = grade(expand(batch, rollouts, params.rollout.group_size))
-        t2 = time.perf_counter()
-        metrics = run.update(make_samples(batch, rollouts, graded, params.rollout.group_size, run.trainer.step))
-        metrics |= {"time/rollout": t1 - t0, "time/execution": t2 - t1, "time/step": time.perf_counter() - t0}
-        run.record(metrics | diagnostics)
-        log(format_metrics(metrics))
+        log(format_metrics(run.step(problems, grade)))
     if dist.is_main:
         export_final(run.run_dir)
     return run.run_dir
