@@ -27,7 +27,7 @@ def bwrap_supports(flag: str) -> bool:
 class BwrapSandbox(Sandbox):
     """One `bwrap` per program (~6 ms): new user, pid, net, ipc, uts, cgroup namespaces, the
     supervisor as PID 1 (so the program cannot signal it; bubblewrap installs no reaper); only
-    /usr and the supervisor visible (read-only); read-only /dev; empty environment; fresh
+    /usr, /etc/alternatives and the supervisor visible (read-only); read-only /dev; empty environment; fresh
     size-capped /tmp and /dev/shm; uid 1000; a seccomp filter (sandboxes/seccomp.py).
     Memory, CPU, file size and process count are rlimits set by the supervisor per program."""
 
@@ -52,9 +52,15 @@ class BwrapSandbox(Sandbox):
             "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
             "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
             "--ro-bind", str(RUNTIME_DIR), "/opt/sandbox",
+            # Debian resolves shared libraries such as numpy's BLAS through /etc/alternatives
+            # symlinks (names of other /usr paths, nothing else): the rest of /etc stays hidden
+            "--ro-bind-try", "/etc/alternatives", "/etc/alternatives",
             # /dev is a tmpfs that uid 1000 owns: read-only, or files there would hold host memory
             # without limit; /dev/shm (multiprocessing's semaphores) a capped tmpfs of its own
             "--proc", "/proc", "--dev", "/dev", *shm, "--remount-ro", "/dev", *tmp,
+            # the root is bwrap's own tmpfs: read-only once the mount points exist (a program must
+            # not fill host memory with files in /etc or /)
+            "--remount-ro", "/",
             "--uid", "1000", "--gid", "1000", "--hostname", "sandbox",
             "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--chdir", "/tmp",
         ]

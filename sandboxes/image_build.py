@@ -1,7 +1,10 @@
 """The sandbox image: built from sandboxes/image/Dockerfile, tagged by the hash of what goes in.
 
-Base: `python:3.11-slim` when it can be pulled; otherwise a local Debian base built
-by `sandboxes/image/build-base.sh` (debootstrap + docker import), which needs root.
+Base: a local Debian bookworm base built once by `sandboxes/image/build-base.sh` (debootstrap +
+docker import; needs root, no registry): Python 3.11 and the packages LiveCodeBench programs
+import (`sandboxes/image/python-packages.txt`: numpy, sortedcontainers), the same Debian packages
+the bubblewrap backend finds on the host. Its tag hashes the script and the package list, so a
+change rebuilds it. `base=` names another image (it must provide python3 and those packages).
 """
 
 from __future__ import annotations
@@ -15,9 +18,14 @@ from .types import SandboxError
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
-REGISTRY_BASE = "python:3.11-slim"
-LOCAL_BASE = "vpd-sandbox-base:bookworm"
 IMAGE_REPO = "vpd-sandbox"
+BASE_INPUTS = [HERE / "image" / "build-base.sh", HERE / "image" / "python-packages.txt"]
+
+
+def local_base() -> str:
+    """The local base's tag: bookworm plus a hash of how it is built and which packages it holds."""
+    h = hashlib.sha256(b"".join(f.read_bytes() for f in BASE_INPUTS))
+    return f"vpd-sandbox-base:bookworm-{h.hexdigest()[:8]}"
 
 
 def content_tag(base: str) -> str:
@@ -38,29 +46,21 @@ def _has(client, name: str) -> bool:
 
 
 def ensure_base(client, base: str | None = None) -> str:
-    """A usable base image name: the one asked for, the registry's, or a locally built one."""
-    import docker
-
+    """A usable base image name: the one asked for, or the local Debian base (built once)."""
     if base is not None:
         if not _has(client, base):
             raise SandboxError(f"docker: base image '{base}' not found")
         return base
-    for name in (REGISTRY_BASE, LOCAL_BASE):
-        if _has(client, name):
-            return name
-    try:
-        client.images.pull(REGISTRY_BASE)
-        return REGISTRY_BASE
-    except docker.errors.APIError as e:
-        # no registry is the normal case on an offline machine: one calm line (the cause at debug level)
-        log.info("sandbox base image: %s is not reachable; building a local Debian base once (~1.5 min)",
-                 REGISTRY_BASE)
-        log.debug("pull %s failed: %s", REGISTRY_BASE, e)
+    name = local_base()
+    if _has(client, name):
+        return name
+    log.info("sandbox base image: building %s once (Debian bookworm + %s, ~2 min)", name,
+             ", ".join((HERE / "image" / "python-packages.txt").read_text().split()))
     try:  # the script talks to the same engine through DOCKER_HOST, inherited from our environment
-        subprocess.run([str(HERE / "image" / "build-base.sh"), LOCAL_BASE], check=True, capture_output=True, text=True)
+        subprocess.run([str(HERE / "image" / "build-base.sh"), name], check=True, capture_output=True, text=True)
     except subprocess.CalledProcessError as e:
         raise SandboxError(f"docker: building the local base image failed: {e.stderr[-800:]}") from None
-    return LOCAL_BASE
+    return name
 
 
 def ensure_image(client, base: str | None = None) -> str:

@@ -40,6 +40,8 @@ HOSTILE = {
     "network_connect": ("import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=2)\nprint('connected')", {"runtime_error"}),
     "dns": ("import socket\nprint(socket.getaddrinfo('pypi.org', 443))", {"runtime_error"}),
     "write_outside_scratch": ("open('/etc/vpd_pwned', 'w').write('x')\nprint('ok')", {"runtime_error"}),
+    "write_to_root": ("open('/vpd_pwned', 'w').write('x')\nprint('ok')", {"runtime_error"}),
+    "write_to_etc_alternatives": ("open('/etc/alternatives/vpd_pwned', 'w').write('x')\nprint('ok')", {"runtime_error"}),
     "overwrite_supervisor": ("open('/opt/sandbox/supervisor.py', 'a').write('#')\nprint('ok')", {"runtime_error"}),
     "read_host_file": ("import glob\nfor p in glob.glob('/tmp/**/secret.txt', recursive=True) + glob.glob('/root/**/secret.txt', recursive=True):\n    print(open(p).read())\nprint('done')", {"wrong_answer"}),
     "read_environment": ("import os\nprint(dict(os.environ))", {"wrong_answer"}),

@@ -55,6 +55,14 @@ def test_functional_class_solution_and_plain_function(sandbox):
     assert sandbox.run(fn_job(plain, "maxSum", [("[1, 5]\n2", "7")])).passed
 
 
+def test_programs_may_import_numpy_and_sortedcontainers(sandbox):
+    # what LiveCodeBench's evaluation environment provides beyond the standard library
+    code = ("import numpy as np\nfrom sortedcontainers import SortedList\n"
+            "xs = list(map(int, input().split()))\ns = SortedList(xs)\nprint(int(np.sum(xs)), s[0], s[-1])\n")
+    r = sandbox.run(stdin_job(code, [("3 1 2\n", "6 1 3\n")]))
+    assert r.passed, r.tests[0].exception
+
+
 def test_missing_function_and_syntax_error_are_compile_errors(sandbox):
     r = sandbox.run(fn_job("def other(x):\n    return x\n", "solve", [("1", "1"), ("2", "2")]))
     assert statuses(r) == ["compile_error", "compile_error"] and "solve" in r.tests[0].exception
