@@ -152,3 +152,22 @@ def test_resumable_keys_name_real_params():
         return not rest or (isinstance(sub, type) and issubclass(sub, BaseModel) and exists(sub, rest))
 
     assert [k for k in RESUMABLE if not exists(Params, k)] == []
+
+
+def test_every_param_is_read_somewhere():
+    # a field that nothing reads is a setting that silently does nothing (sandbox.memory_mb once
+    # was one): each leaf's name must be read as an attribute (or key) outside config.py
+    import re
+
+    def leaves(model: type[BaseModel], prefix: str = ""):
+        for name, field in model.model_fields.items():
+            sub = field.annotation
+            if isinstance(sub, type) and issubclass(sub, BaseModel):
+                yield from leaves(sub, f"{prefix}{name}.")
+            else:
+                yield prefix + name
+
+    code = "".join(f.read_text() for d in ("vpd_core", "vpd", "flows", "tasks", "sandboxes")
+                   for f in (REPO / d).rglob("*.py") if f.name != "config.py")
+    unread = [k for k in leaves(Params) if not re.search(rf"\.{k.rsplit('.', 1)[-1]}\b|[\"']{k.rsplit('.', 1)[-1]}[\"']", code)]
+    assert unread == []
