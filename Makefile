@@ -45,13 +45,17 @@ model: setup
 	HF_HUB_OFFLINE=1 $(VENV)/bin/vpd model fetch --params $(PARAMS)
 
 # The main job: GRPO vs VPD on the embedded default task (minicode, code run in the sandbox),
-# seed 0, params.yaml's 16 steps each, as a sweep: prepare -> evaluate base -> train -> evaluate -> report
-# per algorithm, then one comparison (runs/default/sweep/report.md). These are
-# two of the nine runs of the experiment in docs/results.md §2, step for step.
+# seed 0, as a sweep: prepare -> evaluate base -> train -> evaluate -> report per algorithm,
+# then one comparison (runs/default/sweep/report.md). A short version of the experiment in
+# docs/results.md §2 that fits ~20 minutes on 2 cores: 12 steps over a pool of 12 training
+# problems (4 epochs, as there), teacher diagnostics every 6 steps on 4 probe problems, one
+# evaluation sample per held-out problem (the experiment: 16 steps, pool 16, every 4 on 8, 2).
+# `make run RUN_SET=` runs params.yaml's full settings; SET adds overrides.
 RUN_GRID ?= {"algorithm": ["grpo", "vpd"]}
+RUN_SET  ?= train.steps=12 data.train_problems=12 diagnostics.every=6 diagnostics.problems=4 eval.samples=1
 run: model system-deps
 	HF_HUB_OFFLINE=1 scripts/with-dockerd.sh $(VENV)/bin/vpd sweep --params $(PARAMS) --grid '$(RUN_GRID)' --seeds 0 \
-		$(foreach s,$(SET),--set $(s))
+		$(foreach s,$(RUN_SET) $(SET),--set $(s))
 
 system-deps:
 	scripts/system-deps.sh
