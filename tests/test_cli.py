@@ -1,6 +1,7 @@
 """The `vpd` command end to end on the tiny model: train, resume, and bad input."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -55,7 +56,7 @@ def test_train_and_evaluate_without_prefect_import_no_orchestration(tiny_params,
             "bad = sorted({m.split('.')[0] for m in sys.modules} & {'prefect', 'dvc', 'flows', 'tasks'}); "
             "print('imported:', bad); sys.exit(rc or bool(bad))")
     r = subprocess.run([sys.executable, "-c", code, str(tiny_params)], cwd=tmp_path, capture_output=True, text=True,
-                       timeout=300, env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
+                       timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert r.returncode == 0 and "imported: []" in r.stdout, r.stdout[-2000:] + r.stderr[-3000:]
     metrics = json.loads((tmp_path / "run" / "eval" / "final" / "metrics.json").read_text())
     assert metrics["problems"] > 0 and 0 <= metrics["pass@1"] <= 1 and "step-000002" in metrics["checkpoint"]

@@ -5,14 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory since the last reset (Linux VmHWM), in MB."""
+def _status_mb(field: str) -> float | None:
+    """A memory field of /proc/self/status (VmHWM, VmRSS) in MB; None where /proc is missing."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
+    return None
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory since the last reset (Linux VmHWM), in MB."""
+    peak = _status_mb("VmHWM")
+    if peak is not None:
+        return peak
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -20,13 +28,8 @@ def peak_rss_mb() -> float:
 
 def rss_mb() -> float:
     """This process's resident memory now (Linux VmRSS), in MB; nan where /proc is missing."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
+    rss = _status_mb("VmRSS")
+    return float("nan") if rss is None else rss
 
 
 def reset_peak_rss() -> None:
