@@ -10,8 +10,15 @@ Ways (all with 2-way concurrency on this 2-core machine, interleaved, median of 
                    spawns a process per generation; per test is the issue's baseline)
 - docker-run:      (b) one `docker run --rm` per program (the same image and supervisor)
 - floor:           spawning a bare `python3 -c pass` once per program
+- reference:       LiveCodeBench's process model (a Manager and a forked process per program, tests
+                   in-process under SIGALRM, no isolation), emulated: `reference_style`
 
-    scripts/with-dockerd.sh .venv/bin/python benchmarks/sandbox.py [--repeats 3]
+--corpus parity / parity-timeouts: the LiveCodeBench parity corpus (sandboxes/parity.py) in `lcb`
+semantics, without / with its time-out pairs: the issue-13 comparison with the reference's way.
+
+    scripts/with-dockerd.sh .venv/bin/python benchmarks/sandbox.py --out /tmp/sb.json [--repeats 3]
+    scripts/with-dockerd.sh .venv/bin/python benchmarks/sandbox.py --out /tmp/sbp.json --corpus parity \
+        --ways reference,docker,bwrap
 """
 
 from __future__ import annotations
@@ -73,6 +80,120 @@ def corpus() -> list[Job]:
         for code in (good, bad, "def nothing():\n    pass\n", slow + good) * 5:
             jobs.append(Job(code=code, tests=tests, fn_name=name, time_limit_s=6.0))
     return jobs
+
+
+def parity_corpus(with_timeouts: bool) -> list[Job]:
+    """The LiveCodeBench parity corpus (sandboxes/parity.py) in `lcb` semantics, memory_mb null as the
+    reference; without the pairs that run into the time limit, or all of them."""
+    from sandboxes.parity import PAIRS
+
+    pairs = [p for p in PAIRS if with_timeouts or p.category != "limits" or p.lcb]
+    return [p.job("lcb", memory_mb=None) for p in pairs]
+
+
+CORPORA = {"synthetic": corpus, "parity": lambda: parity_corpus(False), "parity-timeouts": lambda: parity_corpus(True)}
+
+
+# ----------------------------------------------------------------------------- LiveCodeBench's process model
+
+
+def reference_style(jobs: list[Job]) -> list[bool]:
+    """LiveCodeBench's way of running programs, emulated with our own code (its cost model, not its
+    source): WORKERS worker processes that imported numpy (ProcessPoolExecutor); per program a
+    multiprocessing.Manager (a server process) and a forked Process running all the program's tests
+    in-process (SIGALRM per test, stop at the first failure, no isolation), joined with the global
+    timeout (limit + 1) x tests + 5 s. The tests run with the same lcb harness as our runner
+    (sandboxes/runtime/runner.py), so verdicts can be compared."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(WORKERS, initializer=_reference_worker_init) as pool:
+        return list(pool.map(_reference_program, [j.to_wire() for j in jobs]))
+
+
+def _reference_worker_init():
+    import numpy  # noqa: F401 - the reference's grader module imports numpy
+
+    sys.path.insert(0, str(RUNTIME_DIR))
+
+
+def _reference_program(job: dict) -> bool:
+    import multiprocessing
+
+    manager = multiprocessing.Manager()
+    try:
+        result = manager.list()
+        proc = multiprocessing.Process(target=_reference_child, args=(job, result))
+        proc.start()
+        proc.join(timeout=(job["time_limit_s"] + 1) * len(job["tests"]) + 5)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+        return bool(result) and result[0]
+    finally:
+        manager.shutdown()
+
+
+def _reference_child(job: dict, result) -> None:
+    import builtins
+    import io
+    import signal
+
+    import runner
+    from supervisor import compare_stdin, lcb_equal
+
+    class Timeout(Exception):
+        pass
+
+    def alarm(*_):
+        raise Timeout()
+
+    signal.signal(signal.SIGALRM, alarm)
+    limit = max(1, int(job["time_limit_s"]))
+    runner.lcb_guard()
+    functional = bool(job["fn_name"])
+    base = {"__builtins__": builtins, "__name__": runner.LCB_MODULE}
+    host_stdin = runner.HostStdin("")
+    sys.stdin, real_stdout = host_stdin, sys.stdout
+    try:
+        exec(compile(runner.PREAMBLE, "<preamble>", "exec"), base)
+        signal.alarm(limit)
+        compiled = (compile(job["code"], runner.SOLUTION_FILE, "exec") if functional
+                    else runner.lcb_stdio_module(job["code"]))
+        exec(compiled, base)
+        signal.alarm(0)
+        if functional:
+            entry = getattr(base["Solution"](), job["fn_name"]) if "class Solution" in job["code"] else base[job["fn_name"]]
+        else:
+            entry = base["wrapped_function"]
+    except BaseException:  # noqa: BLE001
+        signal.alarm(0)
+        result.append(False)
+        return
+    ok = True
+    for t in job["tests"]:
+        capture = runner.LcbCapture(1 << 30)
+        sys.stdin, sys.stdout = (host_stdin, capture) if functional else (io.StringIO(t["input"]), capture)
+        host_stdin.set(t["input"])
+        signal.alarm(limit)
+        try:
+            if functional:
+                value = entry(*[json.loads(line) for line in t["input"].split("\n")])
+                ok = lcb_equal(runner.encode_value(list(value) if isinstance(value, tuple) else value),
+                               json.loads(t["output"])) is True
+            else:
+                try:
+                    entry()
+                except SystemExit:
+                    pass
+                ok = compare_stdin(capture.getvalue(), t["output"])[0]
+        except BaseException:  # noqa: BLE001 - time-outs and the program's errors
+            ok = False
+        finally:
+            signal.alarm(0)
+            sys.stdin, sys.stdout = host_stdin, real_stdout
+        if not ok:
+            break
+    result.append(ok)
 
 
 def run_sandbox(backend: str, jobs: list[Job]) -> list[bool]:
@@ -142,9 +263,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--ways", default="docker,bwrap,python-per-test,docker-run,floor")
+    ap.add_argument("--corpus", choices=sorted(CORPORA), default="synthetic",
+                    help="synthetic: the 240-program corpus above; parity / parity-timeouts: the LiveCodeBench "
+                         "parity corpus in lcb semantics without / with its time-out pairs")
     ap.add_argument("--out", required=True, help="JSON file for the results (kept out of the repository)")
     args = ap.parse_args()
-    jobs = corpus()
+    jobs = CORPORA[args.corpus]()
     n_tests = sum(len(j.tests) for j in jobs)
     import docker
 
@@ -160,7 +284,7 @@ def main() -> None:
                 passed = run_sandbox(way, jobs)
                 elapsed = run_sandbox.elapsed  # pool start-up excluded: it happens once per training run
             else:
-                passed = {"python-per-test": python_per_test, "floor": floor,
+                passed = {"python-per-test": python_per_test, "floor": floor, "reference": reference_style,
                           "docker-run": lambda js: docker_run_per_program(js, image)}[way](jobs)
                 elapsed = time.perf_counter() - t0
             if way != "floor":

@@ -5,17 +5,17 @@ from __future__ import annotations
 from vpd_core.data.livecodebench import parse_record
 from vpd_core.data.schema import Problem, RecordError
 
-from .types import Job, JobError
+from .types import Job, JobError, Semantics
 
 __all__ = ["job_from_problem", "job_from_record", "JobError"]
 
 
 def job_from_problem(problem: Problem, code: str, *, split: str = "all", stop_at_first_failure: bool = False,
-                     time_limit_s: float = 6.0, memory_mb: int | None = 512) -> Job:
+                     time_limit_s: float = 6.0, memory_mb: int | None = 512, semantics: Semantics = "robust") -> Job:
     """split: "all" (evaluation: public then private tests) or "train" (the SDPO training subset)."""
     tests = problem.train_tests if split == "train" and problem.train_tests is not None else problem.tests
     return Job(code=code, tests=tests, fn_name=problem.fn_name, time_limit_s=time_limit_s, memory_mb=memory_mb,
-               stop_at_first_failure=stop_at_first_failure)
+               stop_at_first_failure=stop_at_first_failure, semantics=semantics)
 
 
 def job_from_record(record: dict, code: str, **kwargs) -> Job:

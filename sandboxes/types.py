@@ -16,6 +16,10 @@ STATUSES = ("pass", "wrong_answer", "runtime_error", "compile_error", "timeout",
             "not_run")
 
 
+Semantics = Literal["robust", "lcb"]
+SEMANTICS = ("robust", "lcb")
+
+
 class SandboxError(RuntimeError):
     """Infrastructure failure (daemon gone, container died, sandbox tool missing).
 
@@ -43,6 +47,9 @@ class Job:
     time_limit_s: float = 6.0  # per test, wall clock (LiveCodeBench's default)
     memory_mb: int | None = 512  # the program's address space; None: only the sandbox's own limit
     stop_at_first_failure: bool = False  # True: the official evaluation's early exit
+    # robust: the program as written, stdin every usual way, results compared as JSON (training);
+    # lcb: LiveCodeBench's grader with its quirks (README "Sandbox semantics"); always stops at the first failure
+    semantics: Semantics = "robust"
 
     def __post_init__(self):
         self.tests = [t if isinstance(t, TestCase) else TestCase(**t) for t in self.tests]
@@ -51,6 +58,8 @@ class Job:
             raise JobError("functional tests need fn_name (metadata.func_name)")
         if kinds - {"stdin", "functional"}:
             raise JobError(f"unknown test type(s) {sorted(kinds - {'stdin', 'functional'})}")
+        if self.semantics not in SEMANTICS:
+            raise JobError(f"semantics: expected one of {', '.join(SEMANTICS)}, got {self.semantics!r}")
 
     def to_wire(self) -> dict:
         return asdict(self)

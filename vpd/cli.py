@@ -4,6 +4,7 @@
     vpd params [--params params.yaml] [--set key=value ...]   # print the validated params
     vpd model fetch [--cache-dir models]                      # fetch + convert the embedded default
     vpd sandbox check --problem P.json --code S.py [--backend docker|bwrap] [--stop-at-first-failure]
+                      [--semantics robust|lcb] [--memory MB|none]
     vpd data inspect FILE --source livecodebench|sciknoweval|math500|minicode [--on-error strict|skip]
 
 Exit status 2 on bad input (params, paths), with a message naming what is wrong.
@@ -35,6 +36,18 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text!r}")
+    return value
+
+
+def _memory_mb(text: str) -> int | None:
+    if text.lower() in ("none", "null"):
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected megabytes or 'none', got {text!r}") from None
+    if value < 64:
+        raise argparse.ArgumentTypeError(f"must be at least 64 MB, got {value}")
     return value
 
 
@@ -88,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--backend", choices=["docker", "bwrap"], default="docker")
     check.add_argument("--stop-at-first-failure", action="store_true", help="the official evaluation's early exit")
     check.add_argument("--time-limit", type=_seconds, default=6.0, help="seconds per test (default 6)")
+    check.add_argument("--semantics", choices=["robust", "lcb"], default="robust",
+                       help="robust (default, training rewards) or lcb (LiveCodeBench's grader, quirks included; "
+                            "stops at the first failure); README 'Sandbox semantics'")
+    check.add_argument("--memory", type=_memory_mb, default=512, metavar="MB",
+                       help="per-program address space in MB, or 'none' (default 512)")
     data = sub.add_parser("data", help="dataset utilities")
     data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
     inspect = data_sub.add_parser("inspect", help="read a benchmark file; print one JSON summary")
@@ -291,7 +309,7 @@ def sandbox_check(args) -> int:
     code = read_text_input(args.code, "program file")
     try:
         job = job_from_record(record, code, stop_at_first_failure=args.stop_at_first_failure,
-                              time_limit_s=args.time_limit)
+                              time_limit_s=args.time_limit, memory_mb=args.memory, semantics=args.semantics)
     except VPDError as e:
         raise VPDError(f"{args.problem}: {e}") from None
     try:

@@ -104,6 +104,10 @@ class SandboxParams(_Section):
     time_limit_s: float = Field(6.0, gt=0, description="per test, wall clock")
     memory_mb: int | None = Field(512, ge=64, description="per program address space (RLIMIT_AS); null = no limit "
                                   "beyond the sandbox's own (Docker: the container's 1 GB; bwrap: the machine)")
+    # robust: the program as written, judged as a competent judge would (training rewards);
+    # lcb: LiveCodeBench's own grader, quirks included, for numbers comparable with published ones
+    # (README "Sandbox semantics"); auto: lcb when evaluating LiveCodeBench, robust otherwise
+    semantics: Literal["auto", "lcb", "robust"] = "auto"
     # Training rewards and feedback use the SDPO split (a seeded 50% of each problem's tests);
     # evaluation always uses all tests.
     train_tests: Literal["train", "all"] = "train"

@@ -68,7 +68,16 @@ def make_grader(params: Params, split: str, processes: int = 1):
     s = params.sandbox
     concurrency = s.concurrency or max(1, (os.cpu_count() or 1) // processes)
     sandbox = make_sandbox(s.backend, concurrency=concurrency)
-    return code_grader(sandbox, split=split, time_limit_s=s.time_limit_s, memory_mb=s.memory_mb), sandbox
+    return code_grader(sandbox, split=split, time_limit_s=s.time_limit_s, memory_mb=s.memory_mb,
+                       semantics=grading_semantics(params, split)), sandbox
+
+
+def grading_semantics(params: Params, split: str) -> str:
+    """sandbox.semantics resolved: `auto` grades LiveCodeBench's evaluation (all tests) as its own
+    grader does, and everything else (training rewards, other benchmarks) robustly."""
+    if params.sandbox.semantics != "auto":
+        return params.sandbox.semantics
+    return "lcb" if split == "all" and params.data.source == "livecodebench" else "robust"
 
 
 def step_seed(seed: int, step: int) -> int:

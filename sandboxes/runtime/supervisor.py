@@ -4,7 +4,9 @@
     python3 -I supervisor.py --once    # bubblewrap / plain rlimits: one job, then exit
 
 A job is JSON: {"code", "fn_name", "tests": [{"input", "output", "testtype"}],
-"time_limit_s", "memory_mb", "stop_at_first_failure"}. The program runs in a child
+"time_limit_s", "memory_mb", "stop_at_first_failure", "semantics": "robust"|"lcb"} (`lcb` always
+stops at the first failure, as the reference does, and compares functional results with
+Python's == as it does: `lcb_equal`). The program runs in a child
 process (runner.py) that only ever sees the test inputs; this process keeps the
 expected outputs, compares, enforces wall-clock limits, and after every program
 kills every process it left behind and wipes the scratch space.
@@ -24,11 +26,13 @@ import os
 import resource
 import select
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUNNER = os.path.join(HERE, "runner.py")
@@ -37,12 +41,21 @@ RUNNER = os.path.join(HERE, "runner.py")
 # really took, not this cap (a whole program's time is tests x limit + real start-ups).
 STARTUP_GRACE_S = 3.0
 MAX_TIMEOUTS = 2  # after this many time-outs a program's remaining tests are not run
-CHANNEL_LIMIT = 8 << 20  # bytes a runner may send us in total (its frames plus anything it writes to fd 1)
+CHANNEL_LIMIT = 8 << 20  # bytes a runner may send us beyond its tests' output limits (frames, anything written to fd 1)
+STREAM_LIMIT = 1 << 20  # a stdin program's stdout per test, at least; runner.py keeps the same floor
+
+
+def output_limit(test):
+    """Bytes of stdout a stdin program may print on one test: the floor, or twice the expected
+    output when that is longer (a correct answer always fits; the program learns only a size)."""
+    return max(STREAM_LIMIT, 2 * len(test["output"].encode()) + 4096)
 EXCERPT = 1000
 
 
 LIBC = ctypes.CDLL(None, use_errno=True)
 PR_SET_DUMPABLE = 4
+PR_SET_CHILD_SUBREAPER = 36
+PROGRAM_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}  # + HOME and TMPDIR: the program's scratch
 IPC_RMID = 0
 
 
@@ -90,6 +103,60 @@ def compare_functional(pred_json, expected):
         return json.loads(pred_json) == json.loads(expected), ""
     except (ValueError, RecursionError, TypeError):  # a result nested too deep to read is not the answer
         return False, "Wrong Answer"
+
+
+def lcb_equal(got, expected):
+    """The reference's `prediction == expected` for a result the runner encoded (encode_value in
+    runner.py) and the JSON-decoded expected value. -> True | False | "ambiguous" (a numpy array
+    of several elements: its truth value raises there, a runtime error)."""
+    if isinstance(got, dict) and "array" in got:
+        if not isinstance(got["array"], int):
+            return False
+        if got["array"] > 1:
+            return "ambiguous"
+        if got["array"] == 0:
+            return False
+        item = got.get("item")
+        if isinstance(expected, list):  # elementwise against a one-element list
+            return len(expected) == 1 and lcb_equal(item, expected[0]) is True
+        return lcb_equal(item, expected) is True
+    if isinstance(expected, (bool, int, float)):
+        want, have = _number(expected), _number(got)
+        return want is not None and have is not None and want == have
+    if expected is None or isinstance(expected, str):
+        return type(got) is type(expected) and got == expected
+    if isinstance(expected, list):
+        return isinstance(got, list) and len(got) == len(expected) and all(
+            lcb_equal(g, e) is True for g, e in zip(got, expected))
+    if isinstance(expected, dict):
+        if not (isinstance(got, dict) and isinstance(got.get("dict"), list)):
+            return False
+        pairs = got["dict"]
+        if not all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) for p in pairs):
+            return False  # a key that is not a string never equals a JSON object's key
+        have = dict(pairs)
+        return len(have) == len(expected) and set(have) == set(expected) and all(
+            lcb_equal(have[k], v) is True for k, v in expected.items())
+    return False
+
+
+def _number(value):
+    """An encoded or JSON number as an exact Fraction, ("inf", sign), or None (NaN, not a number)."""
+    if isinstance(value, bool):
+        return Fraction(int(value))
+    if isinstance(value, int):
+        return Fraction(value)
+    if isinstance(value, float):
+        if value != value:
+            return None
+        return ("inf", value > 0) if math.isinf(value) else Fraction(value)
+    if isinstance(value, dict):
+        q = value.get("q")
+        if isinstance(q, list) and len(q) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in q) and q[1]:
+            return Fraction(q[0], q[1])
+        if value.get("inf") in (1, -1):
+            return ("inf", value["inf"] > 0)
+    return None
 
 
 def valid_frame(frame):
@@ -152,10 +219,11 @@ def _limits(memory_mb, cpu_s):
     return preexec
 
 
-def kill_everything_else():
-    """SIGKILL every process in this sandbox except ourselves, PID 1 and our ancestors; reap."""
+def kill_everything_else(spare=()):
+    """SIGKILL every process in this sandbox except ourselves, PID 1, our ancestors and `spare`
+    (the zygote); reap."""
     me = os.getpid()
-    keep = {me, 1}
+    keep = {me, 1, *spare}
     pid = os.getppid()
     while pid > 1:
         keep.add(pid)
@@ -276,18 +344,25 @@ def wipe_ipc():
 class Attempt:
     """One runner process over tests[start:]; yields per-test frames or a failure."""
 
-    def __init__(self, job, start, scratch):
+    def __init__(self, job, start, scratch, zygote=None):
         self.start = start
         mode = "functional" if job.get("fn_name") else "stdin"
+        tests = job["tests"][start:]
+        limits = [output_limit(t) for t in tests]
+        # a frame carries the output JSON-escaped (at most 6 bytes per byte) plus excerpts
+        self.channel_limit = CHANNEL_LIMIT + sum(6 * n for n in limits)
         payload = json.dumps({"code": job["code"], "fn_name": job.get("fn_name"), "mode": mode,
-                              "inputs": [t["input"] for t in job["tests"][start:]]}).encode()
+                              "semantics": job["semantics"], "inputs": [t["input"] for t in tests],
+                              "output_limits": limits}).encode()
         cpu = int(job["time_limit_s"] * (len(job["tests"]) - start) + STARTUP_GRACE_S + 1)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-I", RUNNER],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            cwd=scratch, env={"PATH": "/usr/bin:/bin", "HOME": scratch, "LANG": "C.UTF-8", "TMPDIR": scratch},
-            preexec_fn=_limits(job["memory_mb"], cpu), close_fds=True,
-        )
+        env = dict(PROGRAM_ENV, HOME=scratch, TMPDIR=scratch)
+        self.proc = zygote.spawn(scratch, env, job["memory_mb"], cpu) if zygote is not None else None
+        if self.proc is None:  # no zygote (one program per sandbox), or it failed: a fresh interpreter
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", RUNNER],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                cwd=scratch, env=env, preexec_fn=_limits(job["memory_mb"], cpu), close_fds=True,
+            )
         self.buf = b""
         self.received = 0
         try:
@@ -320,7 +395,7 @@ class Attempt:
             if not chunk:
                 return "exit", self.proc.wait()
             self.received += len(chunk)
-            if self.received > CHANNEL_LIMIT:
+            if self.received > self.channel_limit:
                 return "flood", None
             self.buf += chunk
 
@@ -336,7 +411,7 @@ class Attempt:
         self.proc.stdout.close()
 
 
-def result_for(test, frame, mode, measured, memory_mb):
+def result_for(test, frame, mode, measured, memory_mb, semantics="robust"):
     base = {"input": excerpt(test["input"]), "expected": excerpt(test["output"]),
             "size": len(test["input"]) + len(test["output"]),
             "elapsed": finite_elapsed(frame.get("elapsed"), measured), "stderr": excerpt(frame.get("stderr") or "")}
@@ -348,7 +423,18 @@ def result_for(test, frame, mode, measured, memory_mb):
         return dict(base, status=status, output=excerpt(frame.get("printed") or ""), exception=excerpt(err["message"]),
                     traceback=[excerpt(t) for t in err["traceback"][:3]], message=excerpt(message, 200))
     output = frame.get("output") or ""
-    ok, message = (compare_functional if mode == "functional" else compare_stdin)(output, test["output"])
+    if mode == "functional" and semantics == "lcb":
+        try:
+            same = lcb_equal(frame.get("value"), json.loads(test["output"]))
+        except (ValueError, RecursionError):
+            same = False
+        if same == "ambiguous":
+            message = "The truth value of an array with more than one element is ambiguous"
+            return dict(base, status="runtime_error", output=excerpt(output), exception=f"ValueError: {message}",
+                        message="ValueError")
+        ok, message = same, "" if same else "Wrong Answer"
+    else:
+        ok, message = (compare_functional if mode == "functional" else compare_stdin)(output, test["output"])
     return dict(base, status="pass" if ok else "wrong_answer", output=excerpt(output), message=message)
 
 
@@ -358,14 +444,16 @@ def failure(test, status, message, elapsed=None):
             "output": "", "message": message, "elapsed": elapsed}
 
 
-def run_job(job, isolated=True):
+def run_job(job, isolated=True, zygote=None):
     """Run one program on all its tests (or until the first failure). -> {"tests": [...]}
 
     isolated: we are alone in a sandbox (container / bubblewrap) whose /tmp is ours, so
     every other process of our user is the program's and /tmp can be wiped. Without
     isolation only the program's process group is killed and only its scratch removed.
     """
-    job = dict({"time_limit_s": 6.0, "memory_mb": 512, "stop_at_first_failure": False}, **job)
+    job = dict({"time_limit_s": 6.0, "memory_mb": 512, "stop_at_first_failure": False, "semantics": "robust"}, **job)
+    if job["semantics"] == "lcb":  # the reference returns at the first failed test
+        job["stop_at_first_failure"] = True
     tests, limit = job["tests"], float(job["time_limit_s"])
     mode = "functional" if job.get("fn_name") else "stdin"
     results = []
@@ -373,7 +461,7 @@ def run_job(job, isolated=True):
     os.chmod(scratch, 0o700)
     try:
         while len(results) < len(tests):
-            attempt = Attempt(job, len(results), scratch)
+            attempt = Attempt(job, len(results), scratch, zygote)
             deadline = time.monotonic() + limit + STARTUP_GRACE_S
             test_started = time.monotonic()
             restart = ready = False
@@ -394,7 +482,7 @@ def run_job(job, isolated=True):
                                             traceback=err["traceback"]))
                     return {"tests": results}
                 if kind == "frame" and frame.get("i") == len(results) - attempt.start:
-                    results.append(result_for(test, frame, mode, now - test_started, job["memory_mb"]))
+                    results.append(result_for(test, frame, mode, now - test_started, job["memory_mb"], job["semantics"]))
                     if results[-1]["status"] == "memory_limit":
                         restart = True  # the runner's heap is suspect after a MemoryError
                     deadline, test_started = now + limit, now
@@ -433,11 +521,169 @@ def run_job(job, isolated=True):
         return {"tests": results}
     finally:
         if isolated:
-            kill_everything_else()
+            kill_everything_else(spare=zygote.pids() if zygote is not None else ())
         remove_tree(scratch)
         if isolated:
             wipe("/tmp")
             wipe_ipc()
+
+
+# ----------------------------------------------------------------------------- the zygote
+
+
+class Program:
+    """A program the zygote started: the supervisor is its parent (reparented as PID 1, or as a
+    child subreaper), so it waits for it like a Popen."""
+
+    def __init__(self, pid, stdin, stdout):
+        self.pid, self.stdin, self.stdout, self.returncode = pid, stdin, stdout, None
+
+    def wait(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, 0 if deadline is None else os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere (kill_everything_else): it is gone
+                self.returncode = -signal.SIGKILL
+                break
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+            elif time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired("program", timeout)
+            else:
+                time.sleep(0.002)
+        return self.returncode
+
+
+class Zygote:
+    """A warm parent for programs (`--serve` only: a container runs many programs). It imported
+    the runner and the preamble's modules once; each program is a fork of it, so a program
+    starts in ~2 ms instead of an interpreter start and imports (~30 ms of CPU).
+
+    It never holds a job: it receives only a program's two pipe ends and its limits, and the
+    program reads its job from its stdin as a fresh runner does. It is not dumpable (a program of
+    the same uid cannot ptrace it or read its memory) and is spared by kill_everything_else; a
+    program that kills or stops it only costs a restart (every spawn checks it first)."""
+
+    def __init__(self):
+        self.proc, self.sock = None, None
+
+    def pids(self):
+        return (self.proc.pid,) if self.proc is not None else ()
+
+    def _start(self):
+        _prctl(PR_SET_CHILD_SUBREAPER, 1)  # the programs, orphaned by the zygote's double fork, become ours
+        ours, theirs = socket.socketpair()
+        self.proc = subprocess.Popen([sys.executable, "-I", os.path.abspath(__file__), "--zygote", str(theirs.fileno())],
+                                     pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, cwd="/", env=PROGRAM_ENV)
+        theirs.close()
+        self.sock = ours
+        self.sock.settimeout(5.0)
+
+    def _healthy(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return False
+        try:
+            with open(f"/proc/{self.proc.pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] not in ("T", "t", "Z")  # stopped or dead
+        except (OSError, IndexError):
+            return False
+
+    def close(self):
+        if self.proc is not None:
+            try:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+            self.sock.close()
+            self.proc = None
+
+    def spawn(self, scratch, env, memory_mb, cpu_s):
+        """A started program (Program), or None if the zygote failed (it is restarted next time)."""
+        if not self._healthy():
+            self.close()
+            self._start()
+        in_r, in_w = os.pipe()
+        out_r, out_w = os.pipe()
+        try:
+            request = json.dumps({"cwd": scratch, "env": env, "memory_mb": memory_mb, "cpu_s": cpu_s}).encode()
+            socket.send_fds(self.sock, [request], [in_r, out_w])
+            reply = b""
+            while not reply.endswith(b"\n"):
+                chunk = self.sock.recv(64)
+                if not chunk:
+                    raise OSError("zygote closed its socket")
+                reply += chunk
+            pid = int(reply)
+        except (OSError, ValueError):
+            self.close()
+            for fd in (in_w, out_r):
+                os.close(fd)
+            return None
+        finally:
+            os.close(in_r)
+            os.close(out_w)
+        return Program(pid, os.fdopen(in_w, "wb"), os.fdopen(out_r, "rb"))
+
+
+def zygote_main(fd):
+    """`--zygote FD`: serve spawn requests on the socket FD until the supervisor goes away."""
+    import importlib.util
+    import random
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _prctl(PR_SET_DUMPABLE, 0)
+    spec = importlib.util.spec_from_file_location("runner", RUNNER)
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    exec(compile(runner.PREAMBLE, "<preamble>", "exec"), {})  # import the preamble's modules once
+    sock = socket.socket(fileno=fd)
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(sock, 1 << 16, 2)
+        except OSError:
+            return
+        if not message or len(fds) != 2:
+            return
+        request = json.loads(message)
+        r, w = os.pipe()
+        middle = os.fork()
+        if middle == 0:  # a double fork: the program is orphaned to the supervisor, which waits for it
+            try:
+                pid = os.fork()
+                if pid == 0:
+                    status = 1
+                    try:
+                        os.dup2(fds[0], 0)
+                        os.dup2(fds[1], 1)
+                        null = os.open(os.devnull, os.O_WRONLY)
+                        os.dup2(null, 2)
+                        os.closerange(3, 1 << 16)
+                        os.chdir(request["cwd"])
+                        os.environ.clear()
+                        os.environ.update(request["env"])
+                        _limits(request["memory_mb"], request["cpu_s"])()
+                        random.seed()  # a fresh interpreter's PRNG state, not the zygote's
+                        runner.main()
+                        sys.stdout.flush()
+                        status = 0
+                    finally:
+                        os._exit(status)
+                os.write(w, f"{pid}\n".encode())
+            finally:
+                os._exit(0)
+        os.close(w)
+        for f in fds:
+            os.close(f)
+        reply = os.read(r, 64)
+        os.close(r)
+        os.waitpid(middle, 0)
+        try:
+            sock.sendall(reply or b"x\n")
+        except OSError:
+            return
 
 
 # ----------------------------------------------------------------------------- entry points
@@ -445,13 +691,15 @@ def run_job(job, isolated=True):
 
 def serve():
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    zygote = Zygote()
     while True:
         header = stdin.readline()
         if not header:
+            zygote.close()
             return
         job = json.loads(stdin.read(int(header)))
         try:
-            result = run_job(job)
+            result = run_job(job, zygote=zygote)
         except Exception as e:  # noqa: BLE001 - reported to the host as an infrastructure error
             result = {"infra_error": f"{type(e).__name__}: {e}"}
         stdout.write(b"RESULT " + json.dumps(result).encode() + b"\n")
@@ -469,6 +717,9 @@ def once(isolated):
 
 
 if __name__ == "__main__":
+    if "--zygote" in sys.argv:
+        zygote_main(int(sys.argv[sys.argv.index("--zygote") + 1]))
+        sys.exit(0)
     harden()
     if "--serve" in sys.argv:
         serve()
