@@ -265,11 +265,15 @@ for name, code, ok, why, *rob in [
     ("sleep 8 s on the last test", READ + "import time\nif n == 4:\n    time.sleep(8)\nprint(sum(nums))\n", False, "R11"),
     ("infinite loop", READ + "while True:\n    pass\n", False, "R11"),
     ("sleep 1 s", "import time\ntime.sleep(1)\n" + READ + "print(sum(nums))\n", True, "under 6 s (R11)"),
+    ("call-based, sleeps 8 s", None, False, "R11"),
     ("640 MB", "block = bytearray(640 << 20)\n" + READ + "print(sum(nums))\n", True,
      "no memory limit (R12); at memory_mb null ours has none either", False, "robust keeps memory_mb: 512 (MemoryError)"),
     ("50 MB", "block = bytearray(50 << 20)\n" + READ + "print(sum(nums))\n", True, "R12"),
 ]:
-    pair(f"limits/sum/{name}", "limits", "sum", code, ok, why, *rob)
+    if code is None:
+        pair(f"limits/add/{name}", "limits", "add", "import time\ndef add(a, b):\n    time.sleep(8)\n    return a + b\n", ok, why, *rob)
+    else:
+        pair(f"limits/sum/{name}", "limits", "sum", code, ok, why, *rob)
 
 # ----------------------------------------------------------------------------- call-based
 
@@ -296,7 +300,6 @@ FUNCTIONAL = [
      True, "the module is not __main__: the harness never runs"),
     ("add", "input() at import", "x = input()\ndef add(a, b):\n    return a + b\n", False, "stdin is empty while loading: EOFError"),
     ("add", "wrong arity", "def add(a):\n    return a\n", False, "TypeError"),
-    ("add", "sleeps 8 s", "import time\ndef add(a, b):\n    time.sleep(8)\n    return a + b\n", False, "R11"),
     ("add", "lru_cache", "from functools import lru_cache\n@lru_cache(None)\ndef add(a, b):\n    return a + b\n", True, "R8"),
     ("add", "wrong answer", "def add(a, b):\n    return a - b\n", False, "R8"),
     ("split", "lists", "def split(nums):\n    return [[x for x in nums if x % 2 == 0], [x for x in nums if x % 2]]\n", True, "R8"),

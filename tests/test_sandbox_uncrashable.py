@@ -4,9 +4,12 @@ valid text and JSON, and the next program runs normally."""
 
 import json
 import math
+import os
+import time
 
 import pytest
 
+from conftest import SANDBOX_BACKENDS
 from sandboxes import Job
 from sandboxes.feedback import feedback_text
 
@@ -77,3 +80,24 @@ def test_slow_honest_program_on_many_tests_is_graded_per_test(sandbox):
     sleepy = "import time\ntime.sleep(5)"
     slow = sandbox.run(Job(code=sleepy, tests=[{"input": str(i), "output": "x"} for i in range(12)], time_limit_s=0.5))
     assert [t.status for t in slow.tests] == ["timeout"] * 2 + ["not_run"] * 10
+
+
+@pytest.mark.parametrize("backend", SANDBOX_BACKENDS)
+def test_time_spent_waiting_for_a_cpu_is_not_charged(backend):
+    """Three programs per core: an honest one needing 1.2 s of CPU (limit 2 s) takes ~3.6 s of wall
+    time among spinners, and passes; the spinners still time out (within MAX_CONTENTION limits)."""
+    from sandboxes import make_sandbox
+
+    n = 3 * (os.cpu_count() or 1)
+    honest = Job(code="import time\nt = time.process_time()\nwhile time.process_time() - t < 1.2:\n    pass\nprint(input())",
+                 tests=[{"input": "1", "output": "1"}], time_limit_s=2.0)
+    spinner = Job(code="while True:\n    pass", tests=[{"input": "", "output": "x"}], time_limit_s=2.0)
+    with make_sandbox(backend, concurrency=n) as sb:
+        t0 = time.monotonic()
+        results = sb.run_batch([spinner] * (n // 2) + [honest] + [spinner] * (n - n // 2 - 1))
+        wall = time.monotonic() - t0
+    honest_result = results[n // 2]
+    assert honest_result.passed, honest_result.tests[0]
+    assert honest_result.tests[0].elapsed > 2.0  # it did wait: without the credit this is a time-out
+    assert all(r.tests[0].status == "timeout" for i, r in enumerate(results) if i != n // 2)
+    assert wall < 3 * 2.0 + 10

@@ -86,7 +86,8 @@ class LimitedWriter(io.TextIOBase):
 
 
 def describe(exc, code_lines):
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == SOLUTION_FILE]
+    # the last frames only: a RecursionError's 50000 frames would take seconds to extract
+    frames = [f for f in traceback.extract_tb(exc.__traceback__, limit=-64) if f.filename == SOLUTION_FILE]
     tb = []
     for f in frames[-3:]:
         line = code_lines[f.lineno - 1].strip() if f.lineno and 0 < f.lineno <= len(code_lines) else ""

@@ -41,6 +41,10 @@ RUNNER = os.path.join(HERE, "runner.py")
 # really took, not this cap (a whole program's time is tests x limit + real start-ups).
 STARTUP_GRACE_S = 3.0
 MAX_TIMEOUTS = 2  # after this many time-outs a program's remaining tests are not run
+# Time a program spent runnable but waiting for a CPU (other programs had them) is not charged to
+# it, so programs can run more at a time than there are cores (a sleeping or blocked program needs
+# none) without a CPU-bound one timing out for its neighbours; a test never waits past this many limits
+MAX_CONTENTION = 3
 CHANNEL_LIMIT = 8 << 20  # bytes a runner may send us beyond its tests' output limits (frames, anything written to fd 1)
 STREAM_LIMIT = 1 << 20  # a stdin program's stdout per test, at least; runner.py keeps the same floor
 
@@ -191,6 +195,16 @@ def finite_elapsed(value, measured):
 
 
 # ----------------------------------------------------------------------------- running one program
+
+
+def run_delay(pid):
+    """Seconds the process's main thread has spent runnable but waiting for a CPU (schedstat);
+    0.0 where the kernel does not report it."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def _limits(memory_mb, cpu_s):
@@ -464,6 +478,7 @@ def run_job(job, isolated=True, zygote=None):
             attempt = Attempt(job, len(results), scratch, zygote)
             deadline = time.monotonic() + limit + STARTUP_GRACE_S
             test_started = time.monotonic()
+            waited_before, credited = run_delay(attempt.proc.pid), 0.0
             restart = ready = False
             while len(results) < len(tests) and not restart:
                 test = tests[len(results)]
@@ -473,6 +488,7 @@ def run_job(job, isolated=True, zygote=None):
                     if not ready:  # the runner's first word; a program's forged copies change nothing
                         ready = True
                         deadline, test_started = min(deadline, now + limit), now
+                        waited_before, credited = run_delay(attempt.proc.pid), 0.0
                     continue
                 if kind == "frame" and "compile_error" in frame:
                     err = frame["compile_error"]
@@ -486,9 +502,16 @@ def run_job(job, isolated=True, zygote=None):
                     if results[-1]["status"] == "memory_limit":
                         restart = True  # the runner's heap is suspect after a MemoryError
                     deadline, test_started = now + limit, now
+                    waited_before, credited = run_delay(attempt.proc.pid), 0.0
                 elif kind == "frame":
                     continue  # a forged or stale frame: ignore it
                 elif kind == "timeout":
+                    waited = run_delay(attempt.proc.pid) - waited_before
+                    allowed = limit + (0.0 if ready else STARTUP_GRACE_S)
+                    extended = min(test_started + allowed + waited, test_started + MAX_CONTENTION * allowed)
+                    if waited > credited + 0.01 and extended > now:  # it waited for a CPU: not its own time
+                        credited, deadline = waited, extended
+                        continue
                     results.append(failure(test, "timeout", "Time Limit Exceeded", round(now - test_started, 4)))
                     restart = True
                     if sum(r["status"] == "timeout" for r in results) == MAX_TIMEOUTS and not job["stop_at_first_failure"]:
