@@ -139,7 +139,7 @@ class DockerSandbox(Sandbox):
         self.idle: queue.Queue[_Container] = queue.Queue()
         self.lock = threading.Lock()
         self.closed = False
-        self.removals: list[threading.Thread] = []
+        self.background: list[threading.Thread] = []
         atexit.register(_sweep, self.client)
         for _ in range(self.concurrency):
             self.idle.put(self._new())
@@ -179,13 +179,23 @@ class DockerSandbox(Sandbox):
             self._return(container)
 
     def _return(self, container: _Container | None) -> None:
-        if container is None and not self.closed:
-            try:
-                container = self._new()
-            except SandboxError as e:
-                log.error("%s; the pool shrinks by one", e)
-                return
         if container is not None:
+            self.idle.put(container)
+        elif not self.closed:  # a replacement starts in the background (~0.2 s): the caller's result is ready now
+            t = threading.Thread(target=self._replace, daemon=True)
+            t.start()
+            with self.lock:
+                self.background = [r for r in self.background if r.is_alive()] + [t]
+
+    def _replace(self) -> None:
+        try:
+            container = self._new()
+        except SandboxError as e:
+            log.error("%s; the pool shrinks by one", e)
+            return
+        if self.closed:
+            container.destroy()
+        else:
             self.idle.put(container)
 
     @staticmethod
@@ -196,17 +206,17 @@ class DockerSandbox(Sandbox):
         t = threading.Thread(target=container.destroy, daemon=True)  # removal takes ~0.2 s; don't wait
         t.start()
         with self.lock:
-            self.removals = [r for r in self.removals if r.is_alive()] + [t]
+            self.background = [r for r in self.background if r.is_alive()] + [t]
 
     def close(self) -> None:
         self.closed = True
+        for t in list(self.background):  # removals, and replacements that may still put a container back
+            t.join(timeout=30)
         while True:
             try:
                 self.idle.get_nowait().destroy()
             except queue.Empty:
                 break
-        for t in self.removals:
-            t.join(timeout=30)
 
 
 def _sweep(client) -> None:

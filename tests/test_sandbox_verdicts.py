@@ -210,3 +210,13 @@ def test_the_grader_passes_params_memory_to_every_job(sandbox):
     rollout = Rollout([1], [2], [0.0], "stop", response)
     assert code_grader(sandbox, "all", 6.0, memory_mb=128)([(problem, rollout)])[0][0] == 0.0
     assert code_grader(sandbox, "all", 6.0, memory_mb=None)([(problem, rollout)])[0][0] == 1.0
+
+
+def test_a_programs_memory_budget_is_the_same_on_both_backends(_sandboxes):
+    """Docker's programs are forks of a zygote that preloaded numpy; its address space is added to
+    their RLIMIT_AS, so the largest allocation under memory_mb equals a fresh interpreter's (bwrap)."""
+    probe = ("lo, hi = 0, 1024\nwhile lo < hi:\n    mid = (lo + hi + 1) // 2\n    try:\n        b = bytearray(mid << 20)\n"
+             "        del b\n        lo = mid\n    except MemoryError:\n        hi = mid - 1\nprint(lo)")
+    budget = {b: int(_sandboxes(b).run(stdin_job(probe, [("", "0")], memory_mb=256)).tests[0].output) for b in ("docker", "bwrap")}
+    assert 200 < budget["bwrap"] < 256
+    assert abs(budget["docker"] - budget["bwrap"]) <= 16, budget
