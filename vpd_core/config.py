@@ -100,7 +100,8 @@ class PromptTemplates(_Section):
 class SandboxParams(_Section):
     backend: Literal["docker", "bwrap"] = "docker"
     concurrency: int | None = Field(
-        None, ge=1, description="programs at a time; null = all cores (split between training processes)")
+        None, ge=1, description="programs at a time; null = twice the cores (split between training processes): "
+        "time waiting for a CPU is not charged to a program")
     time_limit_s: float = Field(6.0, gt=0, description="per test, wall clock")
     memory_mb: int | None = Field(512, ge=64, description="per program address space (RLIMIT_AS); null = no limit "
                                   "beyond the sandbox's own (Docker: the container's 1 GB; bwrap: the machine)")

@@ -63,11 +63,11 @@ def make_grader(params: Params, split: str, processes: int = 1):
     if params.data.source not in CODE_SOURCES:
         return text_grader, None
     from sandboxes import make_sandbox
+    from sandboxes.base import default_concurrency
     from sandboxes.grading import code_grader
 
     s = params.sandbox
-    concurrency = s.concurrency or max(1, (os.cpu_count() or 1) // processes)
-    sandbox = make_sandbox(s.backend, concurrency=concurrency)
+    sandbox = make_sandbox(s.backend, concurrency=s.concurrency or default_concurrency(processes))
     return code_grader(sandbox, split=split, time_limit_s=s.time_limit_s, memory_mb=s.memory_mb,
                        semantics=grading_semantics(params, split)), sandbox
 
