@@ -12,7 +12,7 @@ VLLM_VENV ?= .venv-vllm
 PARAMS ?= params.yaml
 SET    ?=
 
-.PHONY: run test setup setup-vllm system-deps model bench bench-gpu clean-runs
+.PHONY: run test test-slow setup setup-vllm system-deps model bench bench-gpu clean-runs
 
 # torch is installed first and pinned: an unpinned torch (directly or through a
 # dependency) resolves to a multi-GB CUDA build on CPU machines.
@@ -65,6 +65,12 @@ test: setup setup-vllm
 	scripts/system-deps.sh --test
 	scripts/test.sh
 	scripts/test-vllm.sh
+
+# the long end-to-end tests (marker `slow`): DVC experiments and queue, kill -9/resume, two nodes,
+# the embedded model's download; CI runs them after `make test`
+test-slow: setup
+	scripts/system-deps.sh --test
+	scripts/test.sh -m slow
 
 bench: setup
 	scripts/pip-install.sh $(PY) -e ".[dev,bench]"

@@ -5,7 +5,8 @@ each with correct, wrong, runtime-error and slow-but-correct programs, 5 tests e
 
 Ways (all with 2-way concurrency on this 2-core machine, interleaved, median of repeats):
 - docker:          DockerSandbox, warm containers (one per worker), many programs each;
-                   `docker@4`: 4 at a time (time spent waiting for a CPU is not charged to a program)
+                   `docker@4`: 4 at a time (time spent waiting for a CPU is not charged to a program);
+                   `docker-nozygote`: a fresh interpreter per program instead of a fork of the zygote
 - bwrap:           BwrapSandbox, one bubblewrap per program
 - python-per-test: (a) one fresh `python3` per test, no isolation (LiveCodeBench's grader
                    spawns a process per generation; per test is the issue's baseline)
@@ -204,7 +205,8 @@ def _reference_child(job: dict, result) -> None:
 
 
 def run_sandbox(backend: str, jobs: list[Job], concurrency: int = WORKERS) -> list[bool]:
-    with make_sandbox(backend, concurrency=concurrency) as sb:
+    kwargs = {"zygote": False} if backend == "docker-nozygote" else {}
+    with make_sandbox(backend.removesuffix("-nozygote"), concurrency=concurrency, **kwargs) as sb:
         # warm-up: every worker's container (started once per training run) and the page cache
         sb.run_batch([jobs[0]] * concurrency)
         t0 = time.perf_counter()
@@ -288,7 +290,7 @@ def main() -> None:
     for r in range(args.repeats):
         for way in args.ways.split(","):
             t0 = time.perf_counter()
-            if way.split("@")[0] in ("docker", "bwrap"):  # docker@4: 4 programs at a time
+            if way.split("@")[0] in ("docker", "docker-nozygote", "bwrap"):  # docker@4: 4 programs at a time
                 backend, _, conc = way.partition("@")
                 passed = run_sandbox(backend, jobs, int(conc or WORKERS))
                 elapsed = run_sandbox.elapsed  # pool start-up excluded: it happens once per training run

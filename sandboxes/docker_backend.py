@@ -31,10 +31,12 @@ REPLACE_AFTER_STATUSES = {"timeout", "memory_limit", "output_limit"}
 
 
 class _Container:
-    def __init__(self, client, image: str, memory_mb: int, pids: int, cpus: float, tmp_mb: int, shm_mb: int):
+    def __init__(self, client, image: str, memory_mb: int, pids: int, cpus: float, tmp_mb: int, shm_mb: int,
+                 zygote: bool = True):
         self.client = client
         self.container = client.containers.run(
             image,
+            command=[] if zygote else ["--no-zygote"],  # appended to the image's `supervisor.py --serve`
             detach=True,
             stdin_open=True,
             tty=False,
@@ -129,12 +131,14 @@ class DockerSandbox(Sandbox):
         shm_mb: int = 64,
         retries: int = 2,
         recycle_after: int = 500,
+        zygote: bool = True,
         client=None,
     ):
         super().__init__(concurrency)
         self.client = client or docker_client()
         self.image = image or ensure_image(self.client, base_image)
-        self.spec = dict(memory_mb=memory_mb, pids=pids, cpus=cpus, tmp_mb=tmp_mb, shm_mb=shm_mb)
+        # zygote=False: every program starts a fresh interpreter (benchmarks/sandbox.py's `docker-nozygote`)
+        self.spec = dict(memory_mb=memory_mb, pids=pids, cpus=cpus, tmp_mb=tmp_mb, shm_mb=shm_mb, zygote=zygote)
         self.retries = retries
         self.recycle_after = recycle_after
         self.idle: queue.Queue[_Container] = queue.Queue()

@@ -232,7 +232,7 @@ STRUCTURE = [
      "subprocess.Popen is None (R6)", True, "a child process may run"),
     ("numpy", "import numpy as np\n" + READ + "print(int(np.sum(np.array(nums))))\n", True, "numpy is installed (R6)"),
     ("sortedcontainers", "from sortedcontainers import SortedList\n" + READ + "s = SortedList(nums)\nprint(sum(s))\n", True,
-     "installed in the reference's environment"),
+     "environment, not grader: LiveCodeBench's pyproject does not list it; the issue's reference environment had it"),
     ("threading", "import sys, threading\nsys.setrecursionlimit(1 << 20)\nthreading.stack_size(1 << 26)\ndef main():\n    n = int(input())\n    print(sum(map(int, input().split())))\nt = threading.Thread(target=main)\nt.start()\nt.join()\n",
      True, "sys.stdin/stdout are patched process-wide"),
     ("deep recursion, limit raised", "import sys\nsys.setrecursionlimit(300000)\ndef depth(k):\n    return 0 if k == 0 else 1 + depth(k - 1)\ndepth(100000)\n" + READ + "print(sum(nums))\n",

@@ -4,4 +4,5 @@
 # Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec scripts/with-dockerd.sh env HF_HUB_OFFLINE=1 .venv/bin/python -m pytest -q -m "not vllm" "$@"
+# The default suite leaves out the `slow` group (long end-to-end tests; `make test-slow`, or pass -m slow).
+exec scripts/with-dockerd.sh env HF_HUB_OFFLINE=1 .venv/bin/python -m pytest -q -m "not vllm and not slow" "$@"

@@ -73,10 +73,15 @@ def prefect_backend(tmp_path_factory):
 @pytest.fixture
 def tiny_params(tiny_dir, tmp_path):
     """A params file for a 2-step VPD run of the tiny model on the arithmetic task."""
+    return write_tiny_params(tiny_dir, tmp_path)
+
+
+def write_tiny_params(tiny_dir, directory):
     import yaml
 
     from vpd_core.config import load_params, read_params_file
 
+    tmp_path = Path(directory)
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     raw = read_params_file(Path(repo) / "params.yaml")  # with prompts.yaml merged in: one self-contained file
     raw.update(run_dir=str(tmp_path / "run"), seed=3)

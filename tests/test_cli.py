@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -63,6 +65,7 @@ def test_train_and_evaluate_without_prefect_import_no_orchestration(tiny_params,
     assert json.loads(r.stdout.splitlines()[-2]) == metrics  # the CLI prints what it wrote
 
 
+@pytest.mark.slow
 def test_console_is_quiet_unless_verbose(tiny_params, tmp_path):
     """Per-task "Finished in state Completed()" lines and model-loading bars only with --verbose;
     a flow still says that it finished."""

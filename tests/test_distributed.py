@@ -144,6 +144,7 @@ def test_distributed_params_are_validated():
         parse_params({"train": {"distributed": {"nnodes": 2, "node_rank": 2, "rdzv_endpoint": "h:1"}}})
 
 
+@pytest.mark.slow
 def test_two_nodes_on_loopback_train_the_weights_of_one_two_process_node(tiny_params, tmp_path):
     """nnodes=2 (one process each, joined by torchrun's c10d rendezvous on 127.0.0.1) takes the
     same steps as nproc=2 on one node: same metrics, same weights."""

@@ -1,4 +1,5 @@
-"""`dvc repro` of dvc.yaml in a temporary git repository: full run, no-op, partial re-run."""
+"""`dvc repro` of dvc.yaml in a temporary git repository: full run, no-op, partial re-run; experiments,
+the remote and the queue (slow)."""
 
 import json
 import os
@@ -9,7 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
+from conftest import write_tiny_params
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -21,8 +24,13 @@ def sh(cmd, cwd, env):
     return r.stdout + r.stderr
 
 
-def test_dvc_repro_then_noop_then_only_downstream(prefect_backend, tiny_params, tmp_path):
-    repo = tmp_path / "repo"
+@pytest.fixture(scope="module")
+def reproduced(prefect_backend, tiny_dir, tmp_path_factory):
+    """A git + DVC repository with the project's dvc.yaml on the tiny model, after one `dvc repro`:
+    (repo, env, the first repro's output)."""
+    base = tmp_path_factory.mktemp("dvc")
+    tiny_params = write_tiny_params(tiny_dir, base)
+    repo = base / "repo"
     repo.mkdir()
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for d in ("vpd_core", "sandboxes", "tasks", "flows", "data/embedded"):
@@ -43,8 +51,11 @@ def test_dvc_repro_then_noop_then_only_downstream(prefect_backend, tiny_params, 
     (repo / ".gitignore").write_text("/run/\n/.dvc-remote/\n")  # as the repository: results reach git through DVC
     sh(["git", "add", "-A"], repo, env)
     sh(["git", "commit", "-qm", "init"], repo, env)
+    return repo, env, sh(["dvc", "repro"], repo, env)
 
-    first = sh(["dvc", "repro"], repo, env)
+
+def test_dvc_repro_then_noop_then_only_downstream(reproduced):
+    repo, env, first = reproduced
     for stage in ("model", "prepare", "train", "evaluate", "report"):
         assert f"Running stage '{stage}'" in first
     assert (repo / "run" / "report" / "report.md").exists()
@@ -81,6 +92,13 @@ def test_dvc_repro_then_noop_then_only_downstream(prefect_backend, tiny_params, 
     assert all(values for values in drawn.values())
     assert_plots_draw_offline(repo, env, expected=len(drawn))
 
+
+@pytest.mark.slow
+def test_dvc_experiments_remote_and_queue(reproduced):
+    """Variants as DVC experiments (run and queued with two workers), their metrics in the table,
+    and the default remote. `make test-slow` (CI runs it); ~4 min on 2 cores."""
+    repo, env, _ = reproduced
+    weights = (repo / "run" / "final" / "model" / "model.safetensors").stat().st_size
     # a variant as a DVC experiment: only the stages downstream of the changed param run
     sh(["git", "add", "-A"], repo, env)
     sh(["git", "commit", "-qm", "repro"], repo, env)
@@ -92,16 +110,9 @@ def test_dvc_repro_then_noop_then_only_downstream(prefect_backend, tiny_params, 
     assert templated == ["prompts.yaml"], templated  # one dependency column, not a column per template
     final = yaml.safe_load((repo / "run" / "eval" / "final" / "metrics.json").read_text())
     assert final["samples"] == 4 * final["problems"]
-
-    # a second experiment; the metrics of both are in the table (they travel in the DVC cache)
-    sh(["dvc", "exp", "run", "-S", "eval.samples=1"], repo, env)
-    table = subprocess.run(["dvc", "exp", "show", "--json"], cwd=repo, env=env, capture_output=True, text=True)
-    experiments = [e for commit in json.loads(table.stdout) for e in (commit.get("experiments") or [])]
-    samples = sorted(e["revs"][0]["data"]["metrics"]["run/eval/final/metrics.json"]["data"]["samples"]
-                     for e in experiments)
-    assert samples == [1 * final["problems"], 4 * final["problems"]], table.stdout[-3000:]
     diff = json.loads(sh(["dvc", "metrics", "diff", "--json", "HEAD"], repo, env))
-    assert diff["run/eval/final/metrics.json"]["samples"]["new"] == final["problems"]
+    assert diff["run/eval/final/metrics.json"]["samples"]["new"] == 4 * final["problems"]
+    assert experiment_samples(repo, env) == {4 * final["problems"]}  # its metrics travel in the DVC cache
 
     # the default remote (a local directory beside .dvc/) takes the cache; a clone's cache comes back from it
     sh(["dvc", "push"], repo, env)
@@ -111,7 +122,8 @@ def test_dvc_repro_then_noop_then_only_downstream(prefect_backend, tiny_params, 
     sh(["dvc", "pull"], repo, env)
     assert (repo / "run" / "final" / "model" / "model.safetensors").stat().st_size == weights
 
-    # variants through DVC's queue, two workers
+    # variants through DVC's queue, two workers; every experiment's metrics are in the table
+    # (they travel in the DVC cache)
     sh(["git", "add", "-A"], repo, env)
     sh(["git", "commit", "-qm", "experiments"], repo, env)
     for samples in (2, 3):
@@ -124,11 +136,15 @@ def test_dvc_repro_then_noop_then_only_downstream(prefect_backend, tiny_params, 
             break
         time.sleep(3)
     assert status.count("Success") >= 2 and "Failed" not in status, status
+    assert {2 * final["problems"], 3 * final["problems"]} <= experiment_samples(repo, env)
+
+
+def experiment_samples(repo, env) -> set:
+    """eval samples of every experiment on the current commit, from `dvc exp show`'s metrics."""
     table = json.loads(subprocess.run(["dvc", "exp", "show", "--json"], cwd=repo, env=env, capture_output=True,
                                       text=True).stdout)
-    queued = {e["revs"][0]["data"]["metrics"]["run/eval/final/metrics.json"]["data"]["samples"]
-              for commit in table for e in (commit.get("experiments") or []) if e["revs"][0]["data"].get("metrics")}
-    assert {2 * final["problems"], 3 * final["problems"]} <= queued, queued
+    return {e["revs"][0]["data"]["metrics"]["run/eval/final/metrics.json"]["data"]["samples"]
+            for commit in table for e in (commit.get("experiments") or []) if e["revs"][0]["data"].get("metrics")}
 
 
 def without(raw: dict, templates: dict) -> dict:

@@ -118,6 +118,7 @@ def _env():
     return {**os.environ, "HF_HUB_OFFLINE": "1"}
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_matches_uninterrupted(prefect_backend, tiny_params, tmp_path):
     """kill -9 the train flow after its 2nd checkpoint of 4; the rerun resumes from it and ends
     with the same metrics as an uninterrupted run with the same seed."""

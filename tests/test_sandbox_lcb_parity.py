@@ -46,7 +46,7 @@ def test_lcb_semantics_give_the_reference_verdict_on_every_pair(backend):
 
 
 def test_robust_semantics_differ_from_the_reference_only_where_documented():
-    with make_sandbox("bwrap", concurrency=4) as sb:
+    with make_sandbox("docker", concurrency=4) as sb:
         results = sb.run_batch([p.job("robust", memory_mb=512) for p in PAIRS])
     wrong = [(p.id, p.robust, first_failure(r)) for p, r in zip(PAIRS, results) if r.passed != p.robust]
     assert not wrong

@@ -157,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
             from vpd_core.loop import check_sandbox
 
             check_sandbox(params)  # and a missing sandbox engine, before a model load
+            if params.model.path != "embedded":  # and a wrong model directory, before any server starts
+                from vpd_core.models import resolve_model_path
+
+                resolve_model_path(params.model.path, params.model.cache_dir)
         if args.command == "evaluate" and args.checkpoint not in ("base", "latest"):
             from pathlib import Path
 

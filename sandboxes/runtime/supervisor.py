@@ -708,6 +708,7 @@ def zygote_main(fd):
                         os.environ.update(request["env"])
                         _limits(request["memory_mb"], request["cpu_s"], preloaded)()
                         random.seed()  # a fresh interpreter's PRNG state, not the zygote's
+                        sys.argv = [RUNNER]  # and its argv (fileinput reads files named there)
                         runner.main()
                         sys.stdout.flush()
                         status = 0
@@ -733,11 +734,12 @@ def zygote_main(fd):
 
 def serve():
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    zygote = Zygote()
+    zygote = None if "--no-zygote" in sys.argv else Zygote()
     while True:
         header = stdin.readline()
         if not header:
-            zygote.close()
+            if zygote is not None:
+                zygote.close()
             return
         job = json.loads(stdin.read(int(header)))
         try:
