@@ -160,11 +160,7 @@ def _reference_child(job: dict, result) -> None:
     try:
         exec(compile(runner.PREAMBLE, "<preamble>", "exec"), base)
         signal.alarm(limit)
-        if functional:
-            compiled = compile(job["code"], runner.SOLUTION_FILE, "exec")
-            runner.check_future(__import__("ast").parse(job["code"]).body)  # the preamble comes first
-        else:
-            compiled = runner.lcb_stdio_module(job["code"])
+        compiled = runner.lcb_compile(job["code"], functional)
         exec(compiled, base)
         signal.alarm(0)
         if functional:

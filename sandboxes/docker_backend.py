@@ -188,10 +188,7 @@ class DockerSandbox(Sandbox):
         if container is not None:
             self.idle.put(container)
         elif not self.closed:  # a replacement starts in the background (~0.2 s): the caller's result is ready now
-            t = threading.Thread(target=self._replace, daemon=True)
-            t.start()
-            with self.lock:
-                self.background = [r for r in self.background if r.is_alive()] + [t]
+            self._in_background(self._replace)
 
     def _replace(self) -> None:
         try:
@@ -209,7 +206,11 @@ class DockerSandbox(Sandbox):
         return any(t.status in REPLACE_AFTER_STATUSES for t in result.tests)
 
     def _discard(self, container: _Container) -> None:
-        t = threading.Thread(target=container.destroy, daemon=True)  # removal takes ~0.2 s; don't wait
+        self._in_background(container.destroy)  # removal takes ~0.2 s; don't wait
+
+    def _in_background(self, work) -> None:
+        """Start `work` in a thread that close() waits for."""
+        t = threading.Thread(target=work, daemon=True)
         t.start()
         with self.lock:
             self.background = [r for r in self.background if r.is_alive()] + [t]

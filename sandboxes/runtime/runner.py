@@ -19,12 +19,11 @@ Two semantics. `robust` (training rewards) runs what a competent judge would acc
 as written, stdin readable every usual way (iteration, `.buffer`, `open(0)`), `__main__` guards
 run, functional results compared as JSON. `lcb` reproduces the reference grader's harness as we
 read it (testing_util.py: grade_stdio, call_method, reliability_guard), quirks included, so a
-pass@1 is comparable with published LiveCodeBench numbers; see `lcb_stdio_module` and
-`LcbHarness` for each rule and README "Sandbox semantics" for the list with examples.
+pass@1 is comparable with published LiveCodeBench numbers; see `lcb_guard`, `lcb_compile`,
+`HostStdin`, `LcbCapture` and `encode_value` for each rule and README "Sandbox semantics" for the list with examples.
 """
 
 import ast
-
 import builtins
 import io
 import json
@@ -102,22 +101,22 @@ def describe(exc, code_lines):
 LCB_MODULE = "tmp_sol"  # the module the reference executes programs in: `__main__` guards see this name
 # reliability_guard(): what the reference sets to None before it runs a program (builtins.exit stays)
 LCB_DISABLED = {
-    builtins: ("quit", "help"),
-    os: ("kill", "system", "putenv", "remove", "removedirs", "rmdir", "fchdir", "setuid", "fork", "forkpty",
-         "killpg", "rename", "renames", "truncate", "replace", "unlink", "fchmod", "fchown", "chmod", "chown",
-         "chroot", "lchflags", "lchmod", "lchown", "getcwd", "chdir"),
+    "builtins": ("quit", "help"),
+    "os": ("kill", "system", "putenv", "remove", "removedirs", "rmdir", "fchdir", "setuid", "fork", "forkpty",
+           "killpg", "rename", "renames", "truncate", "replace", "unlink", "fchmod", "fchown", "chmod", "chown",
+           "chroot", "lchflags", "lchmod", "lchown", "getcwd", "chdir"),
+    "shutil": ("rmtree", "move", "chown"),
+    "subprocess": ("Popen",),
 }
-LCB_DISABLED_LATER = {"shutil": ("rmtree", "move", "chown"), "subprocess": ("Popen",)}
 LCB_BLOCKED_MODULES = ("ipdb", "joblib", "resource", "psutil", "tkinter")
 
 
 def lcb_guard():
-    import shutil
-    import subprocess
+    import importlib
 
     os.environ["OMP_NUM_THREADS"] = "1"  # before os.putenv is gone
-    for module, names in [*LCB_DISABLED.items(), (shutil, LCB_DISABLED_LATER["shutil"]),
-                          (subprocess, LCB_DISABLED_LATER["subprocess"])]:
+    for module_name, names in LCB_DISABLED.items():
+        module = importlib.import_module(module_name)
         for name in names:
             if hasattr(module, name):
                 setattr(module, name, None)
@@ -136,6 +135,16 @@ def check_future(statements):
 
 def is_main_guard(stmt):
     return isinstance(stmt, ast.If) and ast.unparse(stmt.test).strip() == "__name__ == '__main__'"
+
+
+def lcb_compile(code, functional):
+    """The program's code object as the reference builds it (call-based: the code itself, after
+    the preamble; stdin: lcb_stdio_module). Raises SyntaxError."""
+    if not functional:
+        return lcb_stdio_module(code)
+    compiled = compile(code, SOLUTION_FILE, "exec")
+    check_future(ast.parse(code).body)
+    return compiled
 
 
 def lcb_stdio_module(code):
@@ -203,9 +212,7 @@ def encode_value(value, depth=0):
         return {"other": "nested too deep"}
     if value is None or isinstance(value, str):
         return value
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
+    if isinstance(value, int):  # bool too: True == 1
         return int(value)
     shape = getattr(value, "shape", None)
     if shape is not None and hasattr(value, "tolist") and hasattr(value, "size"):
@@ -289,12 +296,7 @@ def main():
     exec(compile(PREAMBLE, "<preamble>", "exec"), base)
     sys.stdin, sys.stdout = sys.__stdin__, sys.__stdout__
     try:
-        if lcb and not functional:
-            compiled = lcb_stdio_module(code)
-        else:
-            compiled = compile(code, SOLUTION_FILE, "exec")
-            if lcb:
-                check_future(ast.parse(code).body)
+        compiled = lcb_compile(code, functional) if lcb else compile(code, SOLUTION_FILE, "exec")
     except (SyntaxError, ValueError, OverflowError, MemoryError, RecursionError) as e:
         out.write(json.dumps({"compile_error": describe(e, code_lines)}) + "\n")
         return

@@ -47,13 +47,13 @@ MAX_TIMEOUTS = 2  # after this many time-outs a program's remaining tests are no
 MAX_CONTENTION = 3
 CHANNEL_LIMIT = 8 << 20  # bytes a runner may send us beyond its tests' output limits (frames, anything written to fd 1)
 STREAM_LIMIT = 1 << 20  # a stdin program's stdout per test, at least; runner.py keeps the same floor
+EXCERPT = 1000
 
 
 def output_limit(test):
     """Bytes of stdout a stdin program may print on one test: the floor, or twice the expected
     output when that is longer (a correct answer always fits; the program learns only a size)."""
     return max(STREAM_LIMIT, 2 * len(test["output"].encode()) + 4096)
-EXCERPT = 1000
 
 
 LIBC = ctypes.CDLL(None, use_errno=True)
