@@ -150,7 +150,9 @@ def _reference_child(job: dict, result) -> None:
         raise Timeout()
 
     signal.signal(signal.SIGALRM, alarm)
-    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # what programs write past the capture (bare `stdout`, fd 1)
+    null = os.open(os.devnull, os.O_WRONLY)  # what programs write past the capture (bare `stdout`, fd 1, stderr)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
     limit = max(1, int(job["time_limit_s"]))
     runner.lcb_guard()
     functional = bool(job["fn_name"])
