@@ -51,7 +51,7 @@ def make_batch(tok, batch: int, resp_len: int, seed: int):
     """Fixed batch: chat prompts, teacher prompts with feedback, random response tokens."""
     import torch
 
-    from vpd_core.data import arithmetic
+    from vpd_core.data.benchmarks import arithmetic
     from vpd_core.sequences import Rollout, Sample, chat_prompt_ids
 
     g = torch.Generator().manual_seed(seed)

@@ -50,6 +50,13 @@ def _runtime(t: TestResult, title: str) -> str:
     return "\n".join(parts)
 
 
+def wrong_answer(k: int, t: TestResult) -> str:
+    if not t.output and not t.expected:  # an assertion test whose condition is not a comparison
+        return f"Test Case {k}: Wrong Answer\nFailed assertion:\n{show_input(t.input)}"
+    return (f"Test Case {k}: Wrong Answer\nInput:\n{show_input(t.input)}\nOutput:\n{show_output(t.output)}"
+            f"\nExpected:\n{show_output(t.expected)}")
+
+
 def feedback_text(result: ExecResult) -> str:
     """'' when every test passed."""
     if not result.extracted:
@@ -68,9 +75,5 @@ def feedback_text(result: ExecResult) -> str:
     else:
         wrong = [(k, t) for k, t in enumerate(tests, 1) if t.status == "wrong_answer"]
         wrong = sorted(wrong, key=lambda kt: (kt[1].size or len(kt[1].input) + len(kt[1].expected), kt[0]))[:2]
-        text = "\n\n".join(
-            f"Test Case {k}: Wrong Answer\nInput:\n{show_input(t.input)}\nOutput:\n{show_output(t.output)}"
-            f"\nExpected:\n{show_output(t.expected)}"
-            for k, t in sorted(wrong)
-        )
+        text = "\n\n".join(wrong_answer(k, t) for k, t in sorted(wrong))
     return cut(text, MAX_TOTAL)

@@ -9,7 +9,7 @@ from vpd_core.data.schema import Problem
 from .base import Sandbox
 from .extract import extract_code
 from .feedback import feedback_text
-from .lcb import job_from_problem
+from .jobs import job_from_problem
 from .types import ExecResult, Semantics
 
 

@@ -36,30 +36,38 @@ class TestCase:
     __test__ = False  # not a pytest class
     input: str
     output: str
-    testtype: Literal["stdin", "functional"] = "stdin"
+    # assertion: `input` is test code defining check(candidate); a pass is no exception (HumanEval)
+    testtype: Literal["stdin", "functional", "assertion"] = "stdin"
 
 
 @dataclass
 class Job:
     code: str
     tests: list[TestCase]
-    fn_name: str | None = None  # set: call-based grading (LeetCode); None: stdin/stdout
+    fn_name: str | None = None  # set: call-based grading (LeetCode) or the assertion tests' candidate; None: stdin/stdout
     time_limit_s: float = 6.0  # per test, wall clock (LiveCodeBench's default)
     memory_mb: int | None = 512  # the program's address space; None: only the sandbox's own limit
     stop_at_first_failure: bool = False  # True: the official evaluation's early exit
     # robust: the program as written, stdin every usual way, results compared as JSON (training);
     # lcb: LiveCodeBench's grader with its quirks (README "Sandbox semantics"); always stops at the first failure
     semantics: Semantics = "robust"
+    setup: str = ""  # trusted code run before the program in its namespace (assertion tests: HumanEval's prompt)
 
     def __post_init__(self):
         self.tests = [t if isinstance(t, TestCase) else TestCase(**t) for t in self.tests]
         kinds = {t.testtype for t in self.tests}
-        if "functional" in kinds and not self.fn_name:
-            raise JobError("functional tests need fn_name (metadata.func_name)")
-        if kinds - {"stdin", "functional"}:
-            raise JobError(f"unknown test type(s) {sorted(kinds - {'stdin', 'functional'})}")
+        if kinds - {"stdin", "functional", "assertion"}:
+            raise JobError(f"unknown test type(s) {sorted(kinds - {'stdin', 'functional', 'assertion'})}")
+        if kinds & {"functional", "assertion"} and not self.fn_name:
+            raise JobError("functional and assertion tests need fn_name (the function they call)")
+        if "assertion" in kinds and len(kinds) > 1:
+            raise JobError("assertion tests cannot be mixed with stdin or functional tests in one job")
         if self.semantics not in SEMANTICS:
             raise JobError(f"semantics: expected one of {', '.join(SEMANTICS)}, got {self.semantics!r}")
+        if "assertion" in kinds and self.semantics == "lcb":
+            raise JobError("semantics lcb is LiveCodeBench's grader; assertion tests run with robust")
+        if self.setup and "assertion" not in kinds:
+            raise JobError("setup code is for assertion tests only")
 
     def to_wire(self) -> dict:
         return asdict(self)

@@ -5,7 +5,7 @@ import json
 import pickle
 import zlib
 
-from vpd_core.data.livecodebench import encode_tests
+from vpd_core.data.benchmarks.livecodebench import encode_tests
 
 
 def lcb_record(public, private=(), func_name=None, **fields) -> dict:

@@ -171,3 +171,63 @@ def test_every_param_is_read_somewhere():
                    for f in (REPO / d).rglob("*.py") if f.name != "config.py")
     unread = [k for k in leaves(Params) if not re.search(rf"\.{k.rsplit('.', 1)[-1]}\b|[\"']{k.rsplit('.', 1)[-1]}[\"']", code)]
     assert unread == []
+
+
+# ----------------------------------------------------------------------------- every parameter does something
+
+
+def _leaf_fields(model, prefix=""):
+    from pydantic import BaseModel
+
+    for name, info in model.model_fields.items():
+        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+            yield from _leaf_fields(info.annotation, f"{prefix}{name}.")
+        else:
+            yield prefix + name
+
+
+def unread_fields(model, roots=("vpd", "vpd_core", "sandboxes", "tasks", "flows")) -> list[str]:
+    """Leaf fields of `model` whose name is never read outside vpd_core/config.py: no attribute access
+    `.name` and no dotted key string ending in it ("train.steps"), anywhere in the project's code."""
+    import ast
+
+    project = Path(__file__).resolve().parents[1]
+    read = set()
+    for root in roots:
+        for path in (project / root).rglob("*.py"):
+            if path == project / "vpd_core" / "config.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Attribute):
+                    read.add(node.attr)
+                elif isinstance(node, ast.Constant) and isinstance(node.value, str) and "." in node.value:
+                    read.add(node.value.rsplit(".", 1)[-1])
+    return [f for f in _leaf_fields(model) if f.rsplit(".", 1)[-1] not in read]
+
+
+def test_every_params_field_is_read_somewhere():
+    assert unread_fields(Params) == []
+
+
+def test_the_unread_field_check_finds_a_field_nobody_reads():
+    from pydantic import create_model
+
+    section = create_model("Section", knob_nobody_reads_xq=(int, 1))
+    fake = create_model("FakeParams", sandbox=(Params.model_fields["sandbox"].annotation, None), extra=(section, None))
+    assert unread_fields(fake) == ["extra.knob_nobody_reads_xq"]
+
+
+def test_resuming_a_run_from_before_a_key_existed_is_not_a_conflict():
+    import copy
+
+    from vpd_core.config import resume_conflicts
+
+    current = Params().model_dump(mode="json")
+    saved = copy.deepcopy(current)
+    del saved["data"]["train_on_evaluation_set"]  # a run directory written before the key was added
+    assert resume_conflicts(saved, current) == []
+    flagged = copy.deepcopy(current)
+    flagged["data"]["train_on_evaluation_set"] = True  # but not a different value than the old behaviour
+    assert resume_conflicts(saved, flagged) == ["data.train_on_evaluation_set"]
+    saved["optim"]["lr"] = current["optim"]["lr"] * 2
+    assert resume_conflicts(saved, current) == ["optim.lr"]

@@ -12,11 +12,11 @@ from records import lcb_record, tampered_blob
 
 from vpd_core.data.evaluation import pass_at_k, summarize, write_results
 from vpd_core.data.graders import extract_math_answer, math_correct, mcq_correct, mcq_prediction
-from vpd_core.data.livecodebench import encode_tests, read_livecodebench, read_paper_v6, train_split
-from vpd_core.data.math500 import read_math500
-from vpd_core.data.readers import embedded_path, read_source
+from vpd_core.data.benchmarks.livecodebench import encode_tests, read_livecodebench, read_paper_v6, train_split
+from vpd_core.data.benchmarks.math500 import read_math500
+from vpd_core.data.registry import benchmark, embedded_path, read_source
 from vpd_core.data.schema import DataError
-from vpd_core.data.sciknoweval import read_paper_protocol, read_sciknoweval, split_by_domain
+from vpd_core.data.benchmarks.sciknoweval import read_paper_protocol, read_sciknoweval, split_by_domain
 
 
 def lcb(qid, date_, **kw):
@@ -309,7 +309,8 @@ def test_inspect_embedded_and_malformed(tmp_path):
 
 
 def test_grade_text_for_mcq_and_math():
-    from vpd_core.data.graders import grade_text
+    def grade_text(problem, response):
+        return benchmark(problem.source).grade_text(problem, response)
 
     mcq = read_source("sciknoweval", embedded_path("sciknoweval", "test")).problems[0]
     wrong = next(lab for lab in mcq.labels if lab != mcq.answer)

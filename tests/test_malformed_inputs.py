@@ -17,7 +17,7 @@ import zlib
 import pytest
 
 from vpd.cli import main
-from vpd_core.data.livecodebench import encode_tests
+from vpd_core.data.benchmarks.livecodebench import encode_tests
 
 DEEP = 100_000
 
@@ -40,7 +40,7 @@ def ske(**changes) -> dict:
 
 
 def minicode(**changes) -> dict:
-    from vpd_core.data.readers import embedded_path
+    from vpd_core.data.registry import embedded_path
 
     rec = json.loads(embedded_path("minicode", "train").read_text().splitlines()[0])
     rec.update(changes)

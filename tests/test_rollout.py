@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from vpd_core.data import arithmetic
+from vpd_core.data.benchmarks import arithmetic
 from vpd_core.data.schema import DataError
 from vpd_core.logprobs import token_logprobs
 from vpd_core.rollout import HFRolloutEngine, SamplingParams

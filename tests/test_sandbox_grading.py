@@ -2,7 +2,7 @@
 
 from sandboxes.grading import grade_code
 from sandboxes.feedback import NO_CODE_BLOCK, TRUNCATED
-from vpd_core.data.readers import embedded_path, read_source
+from vpd_core.data.registry import embedded_path, read_source
 
 
 def fenced(code):

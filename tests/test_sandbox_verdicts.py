@@ -11,7 +11,7 @@ from sandboxes import Job
 from sandboxes.extract import extract_code
 from sandboxes.feedback import feedback_text
 from records import lcb_record, tampered_blob
-from sandboxes.lcb import JobError, job_from_record
+from sandboxes.jobs import JobError, job_from_record
 
 
 def stdin_job(code, cases, **kw):

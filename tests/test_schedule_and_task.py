@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from vpd_core.data import arithmetic
+from vpd_core.data.benchmarks import arithmetic
 from vpd_core.loop import select_problems, step_seed
 from vpd_core.trainer import lr_lambda
 

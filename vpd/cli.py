@@ -3,9 +3,9 @@
     vpd train [--params params.yaml] [--set key=value ...]
     vpd params [--params params.yaml] [--set key=value ...]   # print the validated params
     vpd model fetch [--cache-dir models]                      # fetch + convert the embedded default
-    vpd sandbox check --problem P.json --code S.py [--backend docker|bwrap] [--stop-at-first-failure]
-                      [--semantics robust|lcb] [--memory MB|none]
-    vpd data inspect FILE --source livecodebench|sciknoweval|math500|minicode [--on-error strict|skip]
+    vpd sandbox check --problem P.json --code S.py [--source livecodebench|humaneval|minicode]
+                      [--backend docker|bwrap] [--stop-at-first-failure] [--semantics robust|lcb] [--memory MB|none]
+    vpd data inspect FILE|embedded --source BENCHMARK [--split test|train] [--on-error strict|skip]
 
 Exit status 2 on bad input (params, paths), with a message naming what is wrong.
 """
@@ -19,6 +19,7 @@ import math
 import sys
 
 from vpd_core.config import DEFAULT_GRID
+from vpd_core.data.registry import names, registry
 from vpd_core.memory import return_freed_memory
 
 
@@ -95,8 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--out", default=None, help="write {path, sha256 of the weights} here (the DVC stage's output)")
     sandbox = sub.add_parser("sandbox", help="run code in the sandbox")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True, parser_class=_Parser)
-    check = sandbox_sub.add_parser("check", help="grade one program on one LiveCodeBench problem; prints one JSON object")
-    check.add_argument("--problem", required=True, help="one code_generation_lite record (JSON)")
+    check = sandbox_sub.add_parser("check", help="grade one program on one problem record; prints one JSON object")
+    check.add_argument("--problem", required=True, help="one released record (JSON) of the --source benchmark")
+    check.add_argument("--source", default="livecodebench",
+                       choices=[n for n, b in registry().items() if b.grading == "sandbox"],
+                       help="the benchmark the record comes from (default livecodebench)")
     check.add_argument("--code", required=True, help="the program (a .py file)")
     check.add_argument("--backend", choices=["docker", "bwrap"], default="docker")
     check.add_argument("--stop-at-first-failure", action="store_true", help="the official evaluation's early exit")
@@ -109,8 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="dataset utilities")
     data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
     inspect = data_sub.add_parser("inspect", help="read a benchmark file; print one JSON summary")
-    inspect.add_argument("file", help="a JSONL/JSON file (or a directory of LiveCodeBench shards)")
-    inspect.add_argument("--source", required=True, choices=["livecodebench", "sciknoweval", "math500", "minicode"])
+    inspect.add_argument("file", help="a JSONL/JSON file (or a directory of LiveCodeBench shards), or 'embedded': "
+                         "the set the tool ships or installs")
+    inspect.add_argument("--source", required=True, choices=[n for n in names() if n != "arithmetic"])
+    inspect.add_argument("--split", choices=["test", "train"], default="test", help="of the embedded set (default test)")
     inspect.add_argument("--on-error", choices=["strict", "skip"], default="strict",
                          help="strict: a malformed record is an error (exit 2); skip: count and list it")
     return parser
@@ -127,10 +133,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "data":
-            from vpd_core.data.readers import inspect_summary, read_source
+            from vpd_core.data.registry import embedded_path, inspect_summary, read_source
 
-            result = read_source(args.source, args.file, on_error=args.on_error)
-            print(json.dumps(inspect_summary(args.source, result)))
+            path = embedded_path(args.source, args.split) if args.file == "embedded" else args.file
+            result = read_source(args.source, path, on_error=args.on_error)
+            print(json.dumps({**inspect_summary(args.source, result), "path": str(path)}))
             return 0
         if args.command == "sandbox":
             return sandbox_check(args)
@@ -299,7 +306,7 @@ def load_seed(args) -> int:
 def sandbox_check(args) -> int:
     from sandboxes import SandboxError, make_sandbox
     from sandboxes.feedback import feedback_text
-    from sandboxes.lcb import job_from_record
+    from sandboxes.jobs import job_from_record
     from vpd_core.errors import VPDError
     from vpd_core.fileio import read_text_input
 
@@ -312,7 +319,7 @@ def sandbox_check(args) -> int:
         raise VPDError(f"{args.problem}: not valid JSON: nested too deep") from None
     code = read_text_input(args.code, "program file")
     try:
-        job = job_from_record(record, code, stop_at_first_failure=args.stop_at_first_failure,
+        job = job_from_record(record, code, args.source, stop_at_first_failure=args.stop_at_first_failure,
                               time_limit_s=args.time_limit, memory_mb=args.memory, semantics=args.semantics)
     except VPDError as e:
         raise VPDError(f"{args.problem}: {e}") from None

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
+from .data.registry import names, registry
 from .errors import VPDError
 from .fileio import read_text_input
 
@@ -41,10 +42,12 @@ class ModelParams(_Section):
     gradient_checkpointing: bool | Literal["e_step"] = False
 
 
+BenchmarkName = Literal[names()]
+
+
 class DataParams(_Section):
-    # "arithmetic" is the built-in smoke task of `vpd train`; the benchmarks are read by vpd_core.data.
-    # minicode: generated small Python functions (the CPU-scale demonstration task, code sandbox)
-    source: Literal["arithmetic", "livecodebench", "sciknoweval", "math500", "minicode"] = "arithmetic"
+    # a benchmark of vpd_core/data/benchmarks/ (`vpd data inspect`); arithmetic is the built-in smoke task
+    source: BenchmarkName = "arithmetic"
     path: str = "embedded"  # a file or directory of the source's real files, or the shipped embedded set
     on_error: Literal["strict", "skip"] = "strict"  # malformed records: fail naming FILE:LINE, or count and list
     split_seed: int = 0  # LiveCodeBench: which 50% of each problem's tests training sees
@@ -61,40 +64,16 @@ class DataParams(_Section):
     # a seeded subset of the training split (null = all): a small pool is revisited every epoch, so
     # the training reward of a late epoch is measured on the problems of the first (docs/results.md)
     train_problems: int | None = Field(None, ge=1)
+    # an evaluation set (HumanEval) is not trained on by accident
+    train_on_evaluation_set: bool = False
     num_problems: int = Field(64, ge=1)  # arithmetic only
     max_operand: int = Field(10, ge=1)  # arithmetic only
 
 
-class PromptTemplates(_Section):
-    """Prompt templates per benchmark; {placeholders} are substituted literally."""
-
-    # LiveCodeBench's official generic chat prompt (lcb_runner/prompts/code_generation.py)
-    code_system: str = (
-        "You are an expert Python programmer. You will be given a question (problem specification) and will "
-        "generate a correct Python program that matches the specification and passes all tests."
-    )
-    code_user: str = (
-        "### Question:\n{question}\n\n### Format: {format}\n```python\n{starter}\n```\n\n"
-        "### Answer: (use the provided format with backticks)\n\n"
-    )
-    code_format_starter: str = (
-        "You will use the following starter code to write the solution to the problem and enclose your code "
-        "within delimiters."
-    )
-    code_format_stdin: str = (
-        "Read the inputs from stdin solve the problem and write the answer to stdout (do not directly test on "
-        "the sample inputs). Enclose your code within delimiters as follows. Ensure that when the python program "
-        "runs, it reads the inputs, runs the algorithm and writes output to STDOUT."
-    )
-    code_stdin_placeholder: str = "# YOUR CODE HERE"
-    # SciKnowEval: the record's own system prompt; the options are rendered into the user turn
-    mcq_user: str = "{question}\n\n{options}"
-    mcq_option: str = "{label}. {text}"
-    # minicode (vpd_core/data/minicode.py): short, so that a step fits a laptop's CPU
-    minicode_system: str = "You are a Python programmer. Answer with code only."
-    minicode_user: str = "{question}\n\n```python\n{starter}\n```\nWrite the complete function in a ```python code block."
-    math_system: str = "Please reason step by step, and put your final answer within \\boxed{}."
-    math_user: str = "{problem}"
+PromptTemplates = create_model(  # each benchmark's templates with their defaults (vpd_core/data/benchmarks/)
+    "PromptTemplates", __base__=_Section,
+    **{key: (str, default) for b in registry().values() for key, default in b.templates.items()})
+PromptTemplates.__doc__ = "Prompt templates per benchmark; {placeholders} are substituted literally."
 
 
 class SandboxParams(_Section):
@@ -308,7 +287,7 @@ class HybridParams(_Section):
 
 
 class EvalParams(_Section):
-    temperature: float = Field(0.6, gt=0)
+    temperature: float = Field(0.6, ge=0, description="0 = greedy")
     top_p: float = Field(0.95, gt=0, le=1)
     samples: int = Field(4, ge=1, description="k of mean@k (4 code, 16 MCQ)")
     max_new_tokens: int = Field(128, ge=1)
@@ -372,6 +351,9 @@ class Params(_Section):
                              "(use vpd, sdpo or hybrid)")
         if self.feedback.critique.model_path is not None and "critique" not in self.feedback.sources:
             raise ValueError("feedback.critique.model_path is set but feedback.sources does not include 'critique'")
+        if self.sandbox.semantics == "lcb" and not registry()[self.data.source].lcb_semantics:
+            raise ValueError(f"sandbox.semantics: lcb is LiveCodeBench's grader; data.source={self.data.source} "
+                             "is graded with robust (or auto)")
         if self.rollout.top_p < 1 and self.train.old_logps == "sampler":
             raise ValueError(
                 f"rollout.top_p={self.rollout.top_p} truncates the sampling distribution, so the sampler's "
@@ -453,7 +435,14 @@ def changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> 
 
 
 def resume_conflicts(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Keys of two params dumps (the run directory's, this run's) that differ and may not change on resume."""
+    """Keys of two params dumps (the run directory's, this run's) that differ and may not change on resume.
+    A key the saved dump lacks was added to the code later: the run had its default behaviour."""
+
+    def with_defaults(dump: dict, defaults: dict) -> dict:
+        return {**defaults, **{k: with_defaults(v, defaults[k]) if isinstance(v, dict) and isinstance(defaults.get(k), dict)
+                               else v for k, v in dump.items()}}
+
+    saved = with_defaults(saved, Params().model_dump(mode="json"))
     return [k for k in changed_keys(saved, current)
             if not any(k == r or k.startswith(r + ".") for r in RESUMABLE)]
 

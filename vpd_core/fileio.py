@@ -3,8 +3,10 @@ fail with one clear error naming the file."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -56,7 +58,7 @@ def read_jsonl(path: str | Path) -> list[dict]:
 
 
 def read_text_input(path: str | Path, what: str = "file", error: type[VPDError] = VPDError) -> str:
-    """A UTF-8 text input. Unreadable, a directory, or not UTF-8 (binary, Latin-1, UTF-16):
+    """A UTF-8 text input (gzip-compressed when the name ends in .gz). Unreadable, a directory, or not UTF-8 (binary, Latin-1, UTF-16):
     `error` naming the path and, for bad bytes, the first offending byte and its offset."""
     path = Path(path)
     try:
@@ -67,6 +69,11 @@ def read_text_input(path: str | Path, what: str = "file", error: type[VPDError] 
         raise error(f"{path}: is a directory, expected a {what}") from None
     except OSError as e:
         raise error(f"{path}: cannot read the {what}: {e.strerror}") from None
+    if path.suffix == ".gz":  # e.g. HumanEval.jsonl.gz as released
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as e:
+            raise error(f"{path}: not a readable gzip file ({e})") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:

@@ -5,7 +5,7 @@ so the orchestration layer (flows/) wraps the same functions one task at a time;
 `run_training` is the loop for a notebook, a test or `vpd train --no-prefect`.
 
 Grading is passed in (`Grader`): code needs a sandbox, which the core does not
-import; MCQ, math and arithmetic use `vpd_core.data.graders.grade_text`.
+import; text benchmarks are graded in-process by their registry entry's `grade_text`.
 """
 
 from __future__ import annotations
@@ -22,15 +22,12 @@ from typing import Callable
 import pandas as pd
 import torch
 
-from .data import arithmetic
 from .checkpoint import export_final, latest_checkpoint, load_latest_intact, recover, resume_candidates, save_checkpoint
 from .config import Params, ParamsError, resume_conflicts
 from .critique import write_critiques
 from .diagnostics import probe_problems, teacher_diagnostics
-from .data.graders import grade_text
-from .data.readers import embedded_path, read_source
-from .data.schema import CODE_SOURCES, DataError, Problem
-from .data.sciknoweval import split_by_domain
+from .data.registry import benchmark
+from .data.schema import DataError, Problem
 from .distributed import SINGLE, Dist
 from .fileio import read_jsonl, write_jsonl_atomic, write_text_atomic
 from .data.evaluation import write_results
@@ -45,12 +42,12 @@ Grader = Callable[[list[tuple[Problem, Rollout]]], list[tuple[float, str]]]
 
 
 def text_grader(items: list[tuple[Problem, Rollout]]) -> list[tuple[float, str]]:
-    return [grade_text(p, r.text) for p, r in items]
+    return [benchmark(p.source).grade_text(p, r.text) for p, r in items]
 
 
 def check_sandbox(params: Params) -> None:
     """A code task needs its sandbox engine: refuse before any work (not after a model load)."""
-    if params.data.source in CODE_SOURCES:
+    if benchmark(params.data.source).grading == "sandbox":
         from sandboxes import check_available
 
         check_available(params.sandbox.backend)
@@ -60,7 +57,7 @@ def make_grader(params: Params, split: str, processes: int = 1):
     """Code problems go to the sandbox (split: "train" tests or "all"); the rest are graded in-process.
 
     `processes`: how many training processes share this machine's cores (one sandbox each)."""
-    if params.data.source not in CODE_SOURCES:
+    if benchmark(params.data.source).grading == "text":
         return text_grader, None
     from sandboxes import make_sandbox
     from sandboxes.base import default_concurrency
@@ -77,7 +74,7 @@ def grading_semantics(params: Params, split: str) -> str:
     grader does, and everything else (training rewards, other benchmarks) robustly."""
     if params.sandbox.semantics != "auto":
         return params.sandbox.semantics
-    return "lcb" if split == "all" and params.data.source == "livecodebench" else "robust"
+    return "lcb" if split == "all" and benchmark(params.data.source).lcb_semantics else "robust"
 
 
 def step_seed(seed: int, step: int) -> int:
@@ -106,28 +103,10 @@ def training_pool(problems: list[Problem], size: int | None, seed: int) -> list[
 def load_problems(params: Params, split: str) -> list[Problem]:
     """The configured benchmark's train or test split (embedded set, or the files at data.path)."""
     d = params.data
-    if d.source == "arithmetic":
-        problems = arithmetic.make_problems(d.num_problems, d.max_operand, params.seed)
-        cut = len(problems) * 3 // 4
-        return training_pool(problems[:cut], d.train_problems, params.seed) if split == "train" else problems[cut:]
-    embedded = d.path == "embedded"
-    path = embedded_path(d.source, split) if embedded else Path(d.path)
-    if d.source == "math500" and path.is_dir():  # e.g. MATH's train problems beside MATH-500 as test
-        path = path / f"{split}.jsonl"
-        if not path.is_file():
-            raise DataError(f"{d.path}: a math500 data directory needs train.jsonl and test.jsonl (no {split}.jsonl)")
-    kwargs = {}
-    if d.source == "livecodebench":  # train and test are the same problems: 50% of the tests vs all of them
-        kwargs = {"split_seed": d.split_seed, "release": d.release, "start": d.start_date, "end": d.end_date}
-    elif d.source == "sciknoweval":
-        kwargs = {"domains": d.domains, "levels": d.levels, "types": d.types}
-    result = read_source(d.source, path, on_error=d.on_error, templates=params.prompts, **kwargs)
-    problems = result.problems
-    if d.source == "sciknoweval" and not embedded:  # one file set: hold out a seeded share of each domain
-        parts = split_by_domain(problems, d.holdout_fraction, d.holdout_seed)
-        problems = [p for domain in sorted(parts) for p in parts[domain][split]]
+    problems = benchmark(d.source).problems(d, params.prompts, split, params.seed)
     if not problems:
-        raise DataError(f"{path}: no {d.source} problems for the {split} split with the data.* filters")
+        where = "the embedded set" if d.path == "embedded" else d.path
+        raise DataError(f"{where}: no {d.source} problems for the {split} split with the data.* filters")
     return training_pool(problems, d.train_problems, params.seed) if split == "train" else problems
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
-from vpd_core.data import minicode  # noqa: E402
-from vpd_core.data.livecodebench import encode_tests  # noqa: E402
+from vpd_core.data.benchmarks import minicode  # noqa: E402
+from vpd_core.data.benchmarks.livecodebench import encode_tests  # noqa: E402
 
 # ----------------------------------------------------------------------------- code (LiveCodeBench schema)
 # (slug, title, statement, reference on parsed input, input generator) — stdin problems
@@ -263,7 +263,7 @@ def write_split(name: str, records: list[dict], test_fraction: float = 0.25) -> 
 
 
 def write_minicode() -> None:
-    """The generated demonstration task, split by its own seed (vpd_core/data/minicode.py)."""
+    """The generated demonstration task, split by its own seed (vpd_core/data/benchmarks/minicode.py)."""
     d = HERE / "minicode"
     d.mkdir(exist_ok=True)
     parts = minicode.generate()

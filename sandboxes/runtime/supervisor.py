@@ -3,7 +3,7 @@
     python3 -I supervisor.py --serve   # Docker: PID 1 of a warm container, one job after another
     python3 -I supervisor.py --once    # bubblewrap / plain rlimits: one job, then exit
 
-A job is JSON: {"code", "fn_name", "tests": [{"input", "output", "testtype"}],
+A job is JSON: {"code", "fn_name", "tests": [{"input", "output", "testtype"}], "setup",
 "time_limit_s", "memory_mb", "stop_at_first_failure", "semantics": "robust"|"lcb"} (`lcb` always
 stops at the first failure, as the reference does, and compares functional results with
 Python's == as it does: `lcb_equal`). The program runs in a child
@@ -361,13 +361,14 @@ class Attempt:
 
     def __init__(self, job, start, scratch, zygote=None):
         self.start = start
-        mode = "functional" if job.get("fn_name") else "stdin"
+        mode = job_mode(job)
         tests = job["tests"][start:]
         limits = [output_limit(t) for t in tests]
         # a frame carries the output JSON-escaped (at most 6 bytes per byte) plus excerpts
         self.channel_limit = CHANNEL_LIMIT + sum(6 * n for n in limits)
         payload = json.dumps({"code": job["code"], "fn_name": job.get("fn_name"), "mode": mode,
-                              "semantics": job["semantics"], "inputs": [t["input"] for t in tests],
+                              "semantics": job["semantics"], "setup": job.get("setup") or "",
+                              "inputs": [t["input"] for t in tests],
                               "output_limits": limits}).encode()
         cpu = int(job["time_limit_s"] * (len(job["tests"]) - start) + STARTUP_GRACE_S + 1)
         env = dict(PROGRAM_ENV, HOME=scratch, TMPDIR=scratch)
@@ -426,11 +427,30 @@ class Attempt:
         self.proc.stdout.close()
 
 
+def job_mode(job):
+    """How the runner calls the program: assertion tests (check(candidate) in its process),
+    functional (the entry point per input), or stdin."""
+    if job["tests"] and job["tests"][0].get("testtype") == "assertion":
+        return "assertion"
+    return "functional" if job.get("fn_name") else "stdin"
+
+
 def result_for(test, frame, mode, measured, memory_mb, semantics="robust"):
     base = {"input": excerpt(test["input"]), "expected": excerpt(test["output"]),
             "size": len(test["input"]) + len(test["output"]),
             "elapsed": finite_elapsed(frame.get("elapsed"), measured), "stderr": excerpt(frame.get("stderr") or "")}
     err = frame.get("error")
+    if mode == "assertion":  # the test is its code; what a person needs is the assertion that failed
+        check = err.get("check") if isinstance(err, dict) and isinstance(err.get("check"), dict) else {}
+        line = check.get("line") if isinstance(check.get("line"), str) and check.get("line") else test["input"]
+        expected = check.get("expected") if isinstance(check.get("expected"), str) else ""
+        got = check.get("got") if isinstance(check.get("got"), str) else ""
+        base.update(input=excerpt(line), expected=excerpt(expected), size=len(line) + len(expected))
+        if not err:
+            return dict(base, status="pass", output="", message="")
+        if check.get("failed") is True:
+            return dict(base, status="wrong_answer", output=excerpt(got), message="Wrong Answer",
+                        exception=excerpt(str(err.get("message", ""))))
     if err:
         status = "memory_limit" if err.get("memory") else "output_limit" if err.get("output_limit") else "runtime_error"
         message = f"{err['type']} (over the program's {memory_mb} MB address space)" if status == "memory_limit" \
@@ -470,7 +490,7 @@ def run_job(job, isolated=True, zygote=None):
     if job["semantics"] == "lcb":  # the reference returns at the first failed test
         job["stop_at_first_failure"] = True
     tests, limit = job["tests"], float(job["time_limit_s"])
-    mode = "functional" if job.get("fn_name") else "stdin"
+    mode = job_mode(job)
     results = []
     scratch = tempfile.mkdtemp(prefix="run-", dir="/tmp" if isolated else None)
     os.chmod(scratch, 0o700)

@@ -1,6 +1,6 @@
 """Graders that run in-process: multiple-choice letters (SciKnowEval's accuracy rule) and math answers.
 
-Code is graded by the sandbox (sandboxes.lcb.job_from_problem + a sandbox's run_batch).
+Code is graded by the sandbox (sandboxes.jobs.job_from_problem + a sandbox's run_batch).
 """
 
 from __future__ import annotations
@@ -126,24 +126,3 @@ def math_equivalent(predicted: str | None, gold: str) -> bool:
 def math_correct(response: str, gold: str) -> bool:
     return math_equivalent(extract_math_answer(response), gold)
 
-
-# ----------------------------------------------------------------------------- in-process grading by source
-
-
-def grade_text(problem, response: str) -> tuple[float, str]:
-    """(reward, environment feedback) for MCQ and math problems. Feedback never reveals the answer."""
-    if problem.source == "sciknoweval" and problem.labels:
-        if mcq_correct(response, problem.answer, problem.labels, problem.choices):
-            return 1.0, ""
-        pred = mcq_prediction(response, problem.labels)
-        return 0.0, f"Your answer ({pred}) is incorrect." if pred else "Your response did not contain an answer."
-    if problem.source == "arithmetic":
-        from .arithmetic import verify
-
-        return verify(problem, response)
-    if problem.source == "math500":
-        got = extract_math_answer(response)
-        if got is None:
-            return 0.0, "No final answer found. Put the final answer within \\boxed{}."
-        return (1.0, "") if math_equivalent(got, problem.answer) else (0.0, f"Your final answer {got} is incorrect.")
-    raise ValueError(f"grade_text: {problem.source} problems are graded by the sandbox (sandboxes.grading)")

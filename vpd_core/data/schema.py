@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Iterator
 
 from ..errors import VPDError
 from ..fileio import read_text_input
 
-Source = Literal["livecodebench", "sciknoweval", "math500", "arithmetic", "minicode"]
-CODE_SOURCES = ("livecodebench", "minicode")  # graded by running programs in the sandbox
 
 
 class DataError(VPDError):
@@ -21,12 +19,13 @@ class DataError(VPDError):
 @dataclass
 class Problem:
     id: str
-    source: Source
+    source: str  # its benchmark (vpd_core.data.registry)
     messages: list[dict]  # the student prompt: system + user
     answer: str | None = None  # gold letter (MCQ) or final answer (math); None for code
     tests: list[dict] = field(default_factory=list)  # code: every test, public then private (evaluation)
     train_tests: list[dict] | None = None  # code: the subset training may see (SDPO protocol); None = all
-    fn_name: str | None = None  # code: call-based grading
+    fn_name: str | None = None  # code: call-based grading (the entry point, for assertion tests)
+    setup: str = ""  # code: trusted code run before the program, in its namespace (HumanEval: the prompt)
     choices: list[str] = field(default_factory=list)  # MCQ option texts, in label order
     labels: list[str] = field(default_factory=list)  # MCQ labels ("A", "B", ...)
     difficulty: str | None = None

@@ -9,10 +9,17 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .prompts import PromptTemplates, mcq_messages
-from .schema import DataError, Problem, ReadResult, RecordError, read_with, require
+from ..graders import mcq_correct, mcq_prediction
+from ..prompts import fill, templates_or_default
+from ..registry import Benchmark
+from ..schema import DataError, Problem, ReadResult, RecordError, read_with, require
+
+if TYPE_CHECKING:
+    from ...config import DataParams, PromptTemplates
 
 DOMAINS = ("Biology", "Chemistry", "Physics", "Material")
 MCQ_TYPES = ("mcq-4-choices", "mcq-2-choices")
@@ -25,6 +32,14 @@ def record_id(rec: dict) -> str:
     key = json.dumps([rec.get("question"), rec.get("domain"), details.get("task"), details.get("subtask"),
                       rec.get("choices"), rec.get("answerKey"), rec.get("answer")], sort_keys=True)
     return "ske-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def mcq_messages(system: str, question: str, labels: list[str], texts: list[str], t: PromptTemplates | None = None) -> list[dict]:
+    """The record's own system prompt; the options rendered into the user turn."""
+    t = templates_or_default(t)
+    options = "\n".join(fill(t.mcq_option, label=lab, text=txt) for lab, txt in zip(labels, texts))
+    msgs = [{"role": "system", "content": system}] if system else []
+    return msgs + [{"role": "user", "content": fill(t.mcq_user, question=question, options=options)}]
 
 
 def parse_record(rec: dict, templates: PromptTemplates | None = None) -> Problem:
@@ -100,3 +115,36 @@ def split_by_domain(problems: list[Problem], test_fraction: float = 0.1, seed: i
 def read_paper_protocol(path, *, on_error: str = "strict") -> dict[str, dict[str, list[Problem]]]:
     r = read_sciknoweval(path, domains=PAPER["domains"], levels=PAPER["levels"], types=PAPER["types"], on_error=on_error)
     return split_by_domain(r.problems, PAPER["test_fraction"], PAPER["seed"])
+
+
+def grade(problem: Problem, response: str) -> tuple[float, str]:
+    """(reward, feedback); the feedback never reveals the answer."""
+    if not problem.labels:
+        raise ValueError(f"{problem.id}: open-ended SciKnowEval questions have no grader here (data.types: mcq only)")
+    if mcq_correct(response, problem.answer, problem.labels, problem.choices):
+        return 1.0, ""
+    pred = mcq_prediction(response, problem.labels)
+    return 0.0, f"Your answer ({pred}) is incorrect." if pred else "Your response did not contain an answer."
+
+
+def load(d: DataParams, templates: PromptTemplates, split: str, seed: int) -> list[Problem]:
+    """The embedded set has its splits; real files are one set: a seeded share of each domain is held out."""
+    filters = {"domains": d.domains, "levels": d.levels, "types": d.types}  # record filters, then the split
+    if d.path == "embedded":
+        return read_sciknoweval(BENCHMARK.embedded_path(split), on_error=d.on_error, templates=templates, **filters).problems
+    problems = read_sciknoweval(d.path, on_error=d.on_error, templates=templates, **filters).problems
+    parts = split_by_domain(problems, d.holdout_fraction, d.holdout_seed)
+    return [p for domain in sorted(parts) for p in parts[domain][split]]
+
+
+def summarize(ps: list[Problem]) -> dict:
+    return {"by_domain": dict(Counter(p.domain for p in ps)), "by_level": dict(Counter(p.metadata["level"] for p in ps)),
+            "by_type": dict(Counter(p.metadata["type"] for p in ps))}
+
+
+BENCHMARK = Benchmark(
+    name="sciknoweval",
+    description="SciKnowEval: science multiple-choice questions (L3, four domains in the paper), graded in-process",
+    read=read_sciknoweval, parse=parse_record, grade_text=grade, load=load, summarize=summarize,
+    templates={"mcq_user": "{question}\n\n{options}", "mcq_option": "{label}. {text}"},
+)

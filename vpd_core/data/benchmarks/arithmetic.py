@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import random
 import re
+from typing import TYPE_CHECKING
 
-from .schema import Problem
+from ..registry import Benchmark
+from ..schema import DataError, Problem
+
+if TYPE_CHECKING:
+    from ...config import DataParams, PromptTemplates
 
 SYSTEM = "Answer with only the final number."  # SmolLM2-135M solves ~14% of these at T=1
 _BOXED = re.compile(r"\\boxed\{\s*(-?\d+)\s*\}")
@@ -48,3 +53,21 @@ def verify(problem: Problem, response: str, truncated: bool = False) -> tuple[fl
     if got == int(problem.answer):
         return 1.0, ""
     return 0.0, f"Your final answer {got} is wrong."
+
+
+def load(d: DataParams, templates: PromptTemplates, split: str, seed: int) -> list[Problem]:
+    """Generated from the seed: the first three quarters train, the rest test."""
+    problems = make_problems(d.num_problems, d.max_operand, seed)
+    cut = len(problems) * 3 // 4
+    return problems[:cut] if split == "train" else problems[cut:]
+
+
+def no_files(path, **kwargs):
+    raise DataError("arithmetic problems are generated from the seed (data.num_problems, data.max_operand): no files")
+
+
+BENCHMARK = Benchmark(
+    name="arithmetic",
+    description="arithmetic: generated one-operation sums, the built-in smoke task of `vpd train`",
+    read=no_files, parse=no_files, grade_text=verify, load=load,
+)

@@ -14,11 +14,16 @@ from __future__ import annotations
 import json
 import random
 import string
+from collections import Counter
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ..config import PromptTemplates
-from .prompts import fill
-from .schema import Problem, ReadResult, RecordError, read_with, require
+from ..prompts import fill, templates_or_default
+from ..registry import Benchmark
+from ..schema import Problem, ReadResult, RecordError, read_with, require
+
+if TYPE_CHECKING:
+    from ...config import PromptTemplates
 
 TESTS_PER_PROBLEM = 6
 TRAIN_TESTS = 3  # the tests training rewards and feedback use; evaluation uses all 6
@@ -198,7 +203,7 @@ def generate(per_template: int = 10, seed: int = GENERATOR_SEED) -> dict[str, li
 
 
 def minicode_messages(question: str, starter: str, t: PromptTemplates | None = None) -> list[dict]:
-    t = t or PromptTemplates()
+    t = templates_or_default(t)
     return [{"role": "system", "content": t.minicode_system},
             {"role": "user", "content": fill(t.minicode_user, question=question, starter=starter)}]
 
@@ -221,3 +226,16 @@ def parse_record(rec: dict, templates: PromptTemplates | None = None) -> Problem
 def read_minicode(path, *, on_error: str = "strict", templates: PromptTemplates | None = None) -> ReadResult:
     return read_with(lambda r: parse_record(r, templates), [path], on_error)
 
+
+
+BENCHMARK = Benchmark(
+    name="minicode",
+    description="minicode: generated small Python functions with unit tests (the CPU-scale demonstration task)",
+    read=read_minicode, parse=parse_record, grading="sandbox", test_kinds=("functional",),
+    summarize=lambda ps: {"by_category": dict(Counter(p.domain for p in ps)),
+                          "by_template": dict(Counter(p.difficulty for p in ps)), "tests": sum(len(p.tests) for p in ps)},
+    templates={  # short, so that a step fits a laptop's CPU
+        "minicode_system": "You are a Python programmer. Answer with code only.",
+        "minicode_user": "{question}\n\n```python\n{starter}\n```\nWrite the complete function in a ```python code block.",
+    },
+)

@@ -16,10 +16,16 @@ import pickle
 import random
 import zlib
 from datetime import date, datetime
+from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .prompts import PromptTemplates, code_messages
-from .schema import DataError, Problem, ReadResult, RecordError, read_with, require
+from ..prompts import fill, templates_or_default
+from ..registry import Benchmark
+from ..schema import DataError, Problem, ReadResult, RecordError, read_with, require
+
+if TYPE_CHECKING:
+    from ...config import DataParams, PromptTemplates
 
 RELEASES = {  # cumulative file sets (data-formats.md §3.1)
     "release_v1": ["test.jsonl"],
@@ -112,8 +118,17 @@ def train_split(tests: list[dict], problem_id: str, seed: int, fraction: float =
     return [tests[i] for i in keep]
 
 
+def code_messages(question: str, starter: str, t: PromptTemplates | None = None) -> list[dict]:
+    """LiveCodeBench's official generic chat prompt (starter code, or the stdin format)."""
+    t = templates_or_default(t)
+    if starter.strip():
+        user = fill(t.code_user, question=question, format=t.code_format_starter, starter=starter)
+    else:
+        user = fill(t.code_user, question=question, format=t.code_format_stdin, starter=t.code_stdin_placeholder)
+    return [{"role": "system", "content": t.code_system}, {"role": "user", "content": user}]
+
+
 def parse_record(rec: dict, templates: PromptTemplates | None = None, split_seed: int | None = None) -> Problem:
-    templates = templates or PromptTemplates()
     for name in ("question_title", "question_content", "platform", "question_id", "contest_id",
                  "contest_date", "starter_code", "difficulty", "public_test_cases", "metadata"):
         require(rec, name, (str, list, dict) if name in ("public_test_cases", "metadata") else str)
@@ -190,3 +205,35 @@ def read_paper_v6(path, *, split_seed: int = 0, on_error: str = "strict") -> Rea
     """The paper's LiveCodeBench v6 subset: contest dates in [2025-02-01, 2025-05-01), 50% train tests."""
     return read_livecodebench(path, release="release_v6" if Path(path).is_dir() else None, start=PAPER_V6_WINDOW[0],
                               end=PAPER_V6_WINDOW[1], split_seed=split_seed, on_error=on_error)
+
+
+def summarize(ps: list[Problem]) -> dict:
+    dates = sorted(p.metadata["contest_date"][:10] for p in ps)
+    return {"by_difficulty": dict(Counter(p.difficulty for p in ps)), "by_platform": dict(Counter(p.platform for p in ps)),
+            "by_testtype": dict(Counter("functional" if p.fn_name else "stdin" for p in ps)),
+            "tests": sum(len(p.tests) for p in ps), "contest_dates": [dates[0], dates[-1]] if dates else []}
+
+
+def filters(d: DataParams) -> dict:
+    # train and test are the same problems: training sees a seeded 50% of each problem's tests
+    return {"split_seed": d.split_seed, "release": d.release, "start": d.start_date, "end": d.end_date}
+
+
+BENCHMARK = Benchmark(
+    name="livecodebench",
+    description="LiveCodeBench code_generation_lite: contest problems, stdin and call-based tests, run in the sandbox",
+    read=read_livecodebench, parse=parse_record, grading="sandbox", test_kinds=("stdin", "functional"),
+    filters=filters, summarize=summarize, lcb_semantics=True,
+    templates={  # LiveCodeBench's official generic chat prompt (lcb_runner/prompts/code_generation.py)
+        "code_system": "You are an expert Python programmer. You will be given a question (problem specification) "
+        "and will generate a correct Python program that matches the specification and passes all tests.",
+        "code_user": "### Question:\n{question}\n\n### Format: {format}\n```python\n{starter}\n```\n\n"
+        "### Answer: (use the provided format with backticks)\n\n",
+        "code_format_starter": "You will use the following starter code to write the solution to the problem and "
+        "enclose your code within delimiters.",
+        "code_format_stdin": "Read the inputs from stdin solve the problem and write the answer to stdout (do not "
+        "directly test on the sample inputs). Enclose your code within delimiters as follows. Ensure that when the "
+        "python program runs, it reads the inputs, runs the algorithm and writes output to STDOUT.",
+        "code_stdin_placeholder": "# YOUR CODE HERE",
+    },
+)
