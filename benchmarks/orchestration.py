@@ -1,7 +1,8 @@
-"""Orchestration overhead: Prefect per training step, `dvc repro` when nothing changed, and
-the share of work a resumed (kill -9) run skips. Tiny random model, arithmetic task, CPU.
+"""Orchestration overhead: Prefect per training step, the fixed cost of a flow process (temporary
+server vs the shared one), `dvc repro` when nothing changed, and the share of work a resumed
+(kill -9) run skips. Tiny random model, arithmetic task, CPU.
 
-    .venv/bin/python benchmarks/orchestration.py [--steps 6] [--repeats 5]
+    .venv/bin/python benchmarks/orchestration.py --out /tmp/orch.json [--steps 6] [--repeats 5]
 
 Prints a JSON summary; figures and their reading are in docs/benchmarks.md.
 """
@@ -80,7 +81,22 @@ def main() -> None:
     out["process_wall_plain_s"], out["process_wall_flow_s"] = wall_plain, wall_flow
     out["flow_fixed_overhead_s"] = (wall_flow - sum(sf)) - (wall_plain - sum(sp))
 
-    # 2. a no-op `dvc repro`
+    # 2. the fixed cost of a flow process: `vpd prepare` (a one-task flow, ms of work) against the CLI's
+    # floor (`vpd params`: interpreter, imports, params), with Prefect's temporary server per process
+    # (VPD_SHARED_PREFECT=0, the old behaviour) and with the project's shared server (warm)
+    floor = [vpd("params", "--params", str(plain), env=env) for _ in range(args.repeats)]
+    temporary = [vpd("prepare", "--params", str(plain), env={**env, "VPD_SHARED_PREFECT": "0"}) for _ in range(args.repeats)]
+    vpd("server", "stop", env=env)
+    first = vpd("prepare", "--params", str(plain), env=env)  # starts the shared server
+    shared = [vpd("prepare", "--params", str(plain), env=env) for _ in range(args.repeats)]
+    out["cli_floor_s_median"] = statistics.median(floor)
+    out["prepare_temporary_server_s_median"] = statistics.median(temporary)
+    out["prepare_shared_server_first_s"] = first
+    out["prepare_shared_server_s_median"] = statistics.median(shared)
+    out["fixed_cost_per_process_temporary_s"] = statistics.median(temporary) - statistics.median(floor)
+    out["fixed_cost_per_process_shared_s"] = statistics.median(shared) - statistics.median(floor)
+
+    # 3. a no-op `dvc repro`
     repo = work / "repo"
     repo.mkdir()
     for d in ("vpd_core", "sandboxes", "tasks", "flows", "data/embedded"):
@@ -93,6 +109,13 @@ def main() -> None:
     genv = {**env, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
     for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "x"], ["dvc", "repro"]):
         subprocess.run(cmd, cwd=repo, env=genv, check=True, capture_output=True)
+    # a forced full repro (every stage a process), with the temporary server per stage and the shared
+    # one (started by the first stage: a cold start is included)
+    for name, extra in (("temporary", {"VPD_SHARED_PREFECT": "0"}), ("shared", {})):
+        vpd("server", "stop", env=env)
+        t0 = time.perf_counter()
+        subprocess.run(["dvc", "repro", "-f"], cwd=repo, env={**genv, **extra}, check=True, capture_output=True)
+        out[f"dvc_forced_repro_{name}_server_s"] = time.perf_counter() - t0
     noop = []
     for _ in range(args.repeats):
         t0 = time.perf_counter()
@@ -102,7 +125,7 @@ def main() -> None:
     out["dvc_noop_repro_s_median"] = statistics.median(noop)
     out["dvc_noop_repro_s_runs"] = noop
 
-    # 3. kill -9 after half the steps, then resume: the share of step time the rerun skips
+    # 4. kill -9 after half the steps, then resume: the share of step time the rerun skips
     cut = tiny_params(work, args.steps, str(work / "cut"))
     proc = subprocess.Popen([str(BIN / "vpd"), "train", "--params", str(cut)], env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -123,6 +146,7 @@ def main() -> None:
     print(json.dumps(out, indent=2))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2))
+    vpd("server", "stop", env=env)
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -2,6 +2,9 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# flow processes the tests start share a Prefect server per project directory (vpd/prefect_server.py):
+# it stops 30 s after its last client instead of the default 15 min
+os.environ.setdefault("VPD_PREFECT_IDLE_S", "30")
 
 import pytest
 import torch

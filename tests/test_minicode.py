@@ -8,7 +8,7 @@ import pytest
 
 from sandboxes import Job
 from vpd_core.config import load_params
-from vpd_core.data import minicode
+from vpd_core.data.benchmarks import minicode
 from vpd_core.data.registry import embedded_path, read_source
 from vpd_core.data.schema import DataError
 from vpd_core.loop import load_problems

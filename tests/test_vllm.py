@@ -139,6 +139,15 @@ def test_seeds_are_honoured(engine, tok):
     assert len({tuple(x) for x in group}) > 1, "the G rollouts of one prompt must not share a seed"
 
 
+def test_many_seeded_requests_past_one_prefill_batch(engine, tok):
+    # more prompt tokens than one scheduler step takes: on CPU a chunked prefill of a seeded request
+    # used to crash the engine ("CPU Generator does not use offset"), as 1640 HumanEval samples did
+    ps = prompts(tok) * 60
+    out = engine.generate(ps, 4, SamplingParams(max_new_tokens=4, seed=3))
+    assert len(out) == 4 * len(ps) and all(len(r.response_ids) >= 1 for r in out)
+    assert sum(len(p) for p in ps) * 4 > 8192
+
+
 def test_after_update_and_sync_vllm_greedy_equals_hf_greedy_of_new_weights(engine, tiny_dir, tok):
     model = load_model(tiny_dir)
     trainer = Trainer(model, tok, vllm_params(tiny_dir, algorithm="grpo"))

@@ -6,6 +6,7 @@
     vpd sandbox check --problem P.json --code S.py [--source livecodebench|humaneval|minicode]
                       [--backend docker|bwrap] [--stop-at-first-failure] [--semantics robust|lcb] [--memory MB|none]
     vpd data inspect FILE|embedded --source BENCHMARK [--split test|train] [--on-error strict|skip]
+    vpd server start|stop|status                              # the project's shared local Prefect server
 
 Exit status 2 on bad input (params, paths), with a message naming what is wrong.
 """
@@ -16,6 +17,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 
 from vpd_core.config import DEFAULT_GRID
@@ -83,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("sweep_dirs", nargs="+", metavar="sweep_dir",
                          help="a sweep's output directory (<run_dir>/sweep, holding runs.json)")
     compare.add_argument("--out", help="where the merged comparison goes (required with several sweeps)")
+    server = sub.add_parser("server", help="the project's shared local Prefect server (every vpd process uses it)")
+    server.add_argument("action", choices=["start", "stop", "status"])
     ui = sub.add_parser("ui", help="start a local Prefect server (127.0.0.1) and serve the deployments")
     ui.add_argument("--port", type=int, default=4200)
     show = sub.add_parser("params", help="print the validated params as JSON")
@@ -159,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             from vpd.ui import serve_ui
 
             return serve_ui(args.port)
+        if args.command == "server":
+            return server_command(args.action)
         params = load_params(args.params, args.overrides)  # bad params fail here, before any work
         if args.command in ("train", "evaluate", "pipeline", "sweep"):
             from vpd_core.loop import check_sandbox
@@ -194,6 +200,22 @@ def main(argv: list[str] | None = None) -> int:
     except SandboxError as e:  # the environment (no engine, no bubblewrap), not the input
         print("error: sandbox: " + " ".join(str(e).split()), file=sys.stderr)
         return 1
+
+
+def server_command(action: str) -> int:
+    from vpd import prefect_server
+    from vpd.ui import prefect_env
+
+    prefect_env()
+    if action == "start":
+        os.environ.pop("PREFECT_API_URL", None)  # the project's own server, whatever the shell points at
+        print(json.dumps({"api": prefect_server.ensure_server(), **(prefect_server.read_state() or {})}))
+    elif action == "stop":
+        print(json.dumps({"stopped": prefect_server.stop_server()}))
+    else:
+        api = prefect_server.running_api()
+        print(json.dumps({"running": api is not None, **(prefect_server.read_state() or {})}))
+    return 0
 
 
 def train_plain(args, params) -> int:
@@ -250,9 +272,11 @@ def quiet_console(verbose: bool) -> None:
 
 
 def run_flow(args) -> int:
+    from vpd.prefect_server import ensure_server
     from vpd.ui import prefect_env
 
     prefect_env()
+    ensure_server()  # the project's shared local server (started once, reused by every later process)
     from flows import vpd_flows as f
 
     quiet_console(getattr(args, "verbose", False))

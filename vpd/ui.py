@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-import urllib.request
 
 
 def prefect_env() -> None:
@@ -17,27 +13,16 @@ def prefect_env() -> None:
 
 
 def serve_ui(port: int = 4200) -> int:
+    """The project's shared server (started on `port` if none runs) with the deployments served:
+    runs started by DVC stages and CLI commands appear in the same UI."""
     prefect_env()
-    api = f"http://127.0.0.1:{port}/api"
-    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)])
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{api}/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(1)
-        else:
-            print("error: the Prefect server did not answer in 120 s", file=sys.stderr)
-            return 1
-        os.environ["PREFECT_API_URL"] = api
-        print(f"Prefect UI: http://127.0.0.1:{port}  (deployments: pipeline/vpd-pipeline, sweep/nightly-sweep)")
-        from prefect import serve
+    from vpd.prefect_server import ensure_server
 
-        from flows.deployments import deployments
+    api = ensure_server(port=port)
+    print(f"Prefect UI: {api.removesuffix('/api')}  (deployments: pipeline/vpd-pipeline, sweep/nightly-sweep)")
+    from prefect import serve
 
-        serve(*deployments(), pause_on_shutdown=False)  # restarting `vpd ui` keeps the schedule active
-        return 0
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    from flows.deployments import deployments
+
+    serve(*deployments(), pause_on_shutdown=False)  # restarting `vpd ui` keeps the schedule active
+    return 0

@@ -67,6 +67,10 @@ class VLLMRolloutEngine:
         # Under torchrun each rank runs its own engine on its own device and samples its own
         # share of the prompts; vLLM joins the existing process group as data-parallel ranks.
         launcher = {"distributed_executor_backend": "external_launcher", "data_parallel_size": data_parallel}
+        # On CPU a seeded request whose prompt is prefilled in chunks crashes the engine (vLLM rewinds
+        # the request's generator, which a CPU torch.Generator cannot do: "CPU Generator does not use
+        # offset"); whole-prompt prefills avoid it. Seen with 1640 seeded HumanEval requests.
+        cpu = {"enable_chunked_prefill": False} if current_platform.is_cpu() else {}
         with preserved_rng():  # an in-process engine seeds the global RNGs; the trainer's streams stay ours
             self.llm = LLM(
                 model=str(model_path),
@@ -81,6 +85,7 @@ class VLLMRolloutEngine:
                 # log-probs of the distribution actually sampled from (after temperature/top-p),
                 # the same quantity the HF backend returns
                 logprobs_mode="processed_logprobs",
+                **cpu,
                 **(launcher if data_parallel > 1 else {}),
             )
         self.asleep = False
