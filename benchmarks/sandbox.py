@@ -1,7 +1,8 @@
 """Sandbox throughput: programs/s and tests/s on a fixed corpus, every way of running it.
 
 Corpus: 240 (program, tests) pairs generated from 12 problems (stdin and functional),
-each with correct, wrong, runtime-error and slow-but-correct programs, 5 tests each.
+each with correct, wrong, runtime-error and slower-but-correct programs (a few ms of real
+computation first, no sleeps), 5 tests each.
 
 Ways (all with 2-way concurrency on this 2-core machine, interleaved, median of repeats):
 - docker:          DockerSandbox, warm containers (one per worker), many programs each;
@@ -17,6 +18,9 @@ Ways (all with 2-way concurrency on this 2-core machine, interleaved, median of 
 
 --corpus parity / parity-timeouts: the LiveCodeBench parity corpus (sandboxes/parity.py) in `lcb`
 semantics, without / with its time-out pairs: the issue-13 comparison with the reference's way.
+--samples PARQUET: model-written programs instead, the responses of an evaluation
+(`<run_dir>/eval/<name>/tables/<benchmark>.parquet`, one row per sample) graded on their
+problems' tests as the evaluation did (`--source` names the benchmark, default humaneval).
 
     scripts/with-dockerd.sh .venv/bin/python benchmarks/sandbox.py --out /tmp/sb.json [--repeats 3]
     scripts/with-dockerd.sh .venv/bin/python benchmarks/sandbox.py --out /tmp/sbp.json --corpus parity \
@@ -72,7 +76,7 @@ def corpus() -> list[Job]:
     inputs = [[(i * 7 + j * 13) % 97 + 1 for j in range(5 + i)] for i in range(5)]
     jobs = []
     crash = "raise ValueError('boom')\n"
-    slow = "import time\ntime.sleep(0.02)\n"
+    slow = "_warm = sum(i * i for i in range(100000))\n"  # a few ms of real work before answering
     for name, f, good, bad in stdin_problems:
         tests = [{"input": " ".join(map(str, xs)) + "\n", "output": f"{f(xs)}\n"} for xs in inputs]
         for code in (good, bad, crash, slow + good) * 5:
@@ -91,6 +95,27 @@ def parity_corpus(with_timeouts: bool) -> list[Job]:
 
     pairs = [p for p in PAIRS if with_timeouts or p.category != "limits"]  # limits: time-outs, sleeps, 640 MB
     return [p.job("lcb", memory_mb=None) for p in pairs]
+
+
+def model_written(samples: str, source: str) -> list[Job]:
+    """The programs a model wrote in an evaluation (its per-sample parquet), as the evaluation ran them:
+    the code block of each response on all of its problem's tests; responses without one are left out."""
+    import pandas as pd
+
+    from sandboxes.extract import extract_code
+    from sandboxes.jobs import job_from_problem
+    from vpd_core.config import Params
+    from vpd_core.loop import grading_semantics, load_problems
+
+    params = Params.model_validate({"data": {"source": source}})
+    problems = {p.id: p for p in load_problems(params, "test")}
+    rows = pd.read_parquet(samples)
+    jobs = []
+    for pid, text, finish in zip(rows["problem_id"], rows["response"], rows["finish_reason"]):
+        code = extract_code(text, finish == "length")
+        if code.outcome == "ok":
+            jobs.append(job_from_problem(problems[pid], code.code, semantics=grading_semantics(params, "all")))
+    return jobs
 
 
 CORPORA = {"synthetic": corpus, "parity": lambda: parity_corpus(False), "parity-timeouts": lambda: parity_corpus(True)}
@@ -274,9 +299,11 @@ def main() -> None:
     ap.add_argument("--corpus", choices=sorted(CORPORA), default="synthetic",
                     help="synthetic: the 240-program corpus above; parity / parity-timeouts: the LiveCodeBench "
                          "parity corpus in lcb semantics without / with its time-out pairs")
+    ap.add_argument("--samples", help="model-written programs: an evaluation's per-sample parquet (replaces --corpus)")
+    ap.add_argument("--source", default="humaneval", help="the benchmark of --samples")
     ap.add_argument("--out", required=True, help="JSON file for the results (kept out of the repository)")
     args = ap.parse_args()
-    jobs = CORPORA[args.corpus]()
+    jobs = model_written(args.samples, args.source) if args.samples else CORPORA[args.corpus]()
     n_tests = sum(len(j.tests) for j in jobs)
     import docker
 
@@ -303,7 +330,7 @@ def main() -> None:
             print(f"repeat {r} {way}: {elapsed:.2f} s ({len(jobs) / elapsed:.1f} programs/s)", file=sys.stderr)
     summary = {w: {"seconds_median": statistics.median(t), "programs_per_s": len(jobs) / statistics.median(t),
                    "tests_per_s": n_tests / statistics.median(t), "runs": t} for w, t in times.items()}
-    meta = {"programs": len(jobs), "tests": n_tests, "passing_programs": sum(expected or []), "workers": WORKERS,
+    meta = {"corpus": args.samples or args.corpus, "programs": len(jobs), "tests": n_tests, "passing_programs": sum(expected or []), "workers": WORKERS,
             "cpus": os.cpu_count(), "repeats": args.repeats}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"meta": meta, "summary": summary}, indent=2))

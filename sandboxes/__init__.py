@@ -9,13 +9,13 @@ from .types import ExecResult, Job, SandboxError, TestCase, TestResult
 __all__ = ["ExecResult", "Job", "SandboxError", "TestCase", "TestResult", "check_available", "make_sandbox"]
 
 
-def check_available(backend: str = "docker") -> None:
+def check_available(backend: str = "docker", docker_hosts: list[str] | None = None) -> None:
     """Raise SandboxError (one line, what to do) if the backend cannot run here; cheap (no containers),
-    so front ends call it before any work."""
+    so front ends call it before any work. Several Docker engines: at least one must answer."""
     if backend == "docker":
-        from .docker_backend import docker_client
+        from .docker_backend import DockerSandbox, docker_client
 
-        docker_client()
+        DockerSandbox._reachable(docker_hosts) if docker_hosts else docker_client()
     elif backend == "bwrap":
         import shutil
 

@@ -7,6 +7,12 @@ left behind is killed and wiped after it. A container that saw a timeout, an
 out-of-memory kill, an output flood or anything odd is replaced. Infrastructure
 failures (daemon gone, container died, no answer) are retried on a fresh
 container and, if they persist, raised as SandboxError — never scored.
+
+Several engines (`hosts`: unix://, tcp://, ssh:// URLs, e.g. machines without GPUs): the pool's
+containers are spread over them; the image is built once, on the first, and copied to the others.
+An engine that fails (a container dies with it, it stops answering) is set aside for a while and
+the program is retried on a container of another engine; replacements go to the engines that
+answer, so the pool keeps its size while one of them is down.
 """
 
 from __future__ import annotations
@@ -22,18 +28,36 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from .base import Sandbox, host_timeout, parse_result
-from .image_build import ensure_image
+from .image_build import ensure_image, ship_image
 from .types import ExecResult, Job, SandboxError
 
 log = logging.getLogger(__name__)
 LABEL = "vpd-sandbox"
 REPLACE_AFTER_STATUSES = {"timeout", "memory_limit", "output_limit"}
+ENGINE_RETRY_S = 30.0  # a failed engine gets no new containers for this long (then it is asked again)
+
+
+class _Engine:
+    """One Docker engine of the pool, and whether it is to be avoided for now."""
+
+    def __init__(self, client, url: str):
+        self.client, self.url = client, url
+        self.down_until = 0.0
+        self.containers = 0  # live containers on it (balancing)
+
+    @property
+    def up(self) -> bool:
+        return time.monotonic() >= self.down_until
+
+    def mark_down(self) -> None:
+        self.down_until = time.monotonic() + ENGINE_RETRY_S
 
 
 class _Container:
-    def __init__(self, client, image: str, memory_mb: int, pids: int, cpus: float, tmp_mb: int, shm_mb: int,
+    def __init__(self, engine: _Engine, image: str, memory_mb: int, pids: int, cpus: float, tmp_mb: int, shm_mb: int,
                  zygote: bool = True):
-        self.client = client
+        self.engine = engine
+        client = self.client = engine.client
         self.container = client.containers.run(
             image,
             command=[] if zygote else ["--no-zygote"],  # appended to the image's `supervisor.py --serve`
@@ -104,15 +128,17 @@ class _Container:
             log.debug("removing %s: %s", self.container.short_id, e)
 
 
-def docker_client():
-    """A client of a running engine (DOCKER_HOST or the default socket), or a SandboxError saying what to do."""
+def docker_client(url: str | None = None):
+    """A client of a running engine (`url`, else DOCKER_HOST or the default socket), or a SandboxError
+    saying what to do."""
     try:
         import docker
 
-        client = docker.from_env(timeout=60)
+        client = docker.DockerClient(base_url=url, timeout=60) if url else docker.from_env(timeout=60)
         client.ping()
     except Exception as e:  # noqa: BLE001 - docker raises many types for "no engine"
-        raise SandboxError(f"docker: no engine reachable ({e}); start one (scripts/dockerd.sh) or use bwrap") from None
+        where = url or "DOCKER_HOST / the default socket"
+        raise SandboxError(f"docker: no engine reachable at {where} ({e}); start one (scripts/dockerd.sh) or use bwrap") from None
     return client
 
 
@@ -133,10 +159,14 @@ class DockerSandbox(Sandbox):
         recycle_after: int = 500,
         zygote: bool = True,
         client=None,
+        hosts: list[str] | None = None,
     ):
         super().__init__(concurrency)
-        self.client = client or docker_client()
+        self.engines = [_Engine(client or docker_client(), "default")] if not hosts else self._reachable(hosts)
+        self.client = self.engines[0].client
         self.image = image or ensure_image(self.client, base_image)
+        for engine in self.engines[1:]:
+            ship_image(self.client, engine.client, self.image)
         # zygote=False: every program starts a fresh interpreter (benchmarks/sandbox.py's `docker-nozygote`)
         self.spec = dict(memory_mb=memory_mb, pids=pids, cpus=cpus, tmp_mb=tmp_mb, shm_mb=shm_mb, zygote=zygote)
         self.retries = retries
@@ -145,16 +175,47 @@ class DockerSandbox(Sandbox):
         self.lock = threading.Lock()
         self.closed = False
         self.background: list[threading.Thread] = []
-        atexit.register(_sweep, self.client)
+        for engine in self.engines:
+            atexit.register(_sweep, engine.client)
         with ThreadPoolExecutor(max_workers=min(8, self.concurrency)) as pool:  # ~0.3 s each: start them together
             for container in pool.map(lambda _: self._new(), range(self.concurrency)):
                 self.idle.put(container)
 
+    @staticmethod
+    def _reachable(hosts: list[str]) -> list[_Engine]:
+        engines, errors = [], []
+        for url in hosts:
+            try:
+                engines.append(_Engine(docker_client(url), url))
+            except SandboxError as e:
+                errors.append(str(e))
+        if not engines:
+            raise SandboxError("; ".join(errors))
+        for e in errors:
+            log.warning("%s; the pool uses the other engines", e)
+        return engines
+
+    def _pick(self) -> list[_Engine]:
+        """Engines to try for a new container: those not set aside, least loaded first."""
+        with self.lock:
+            up = sorted((e for e in self.engines if e.up), key=lambda e: e.containers)
+            return up or sorted(self.engines, key=lambda e: e.down_until)  # all down: try the one back soonest
+
     def _new(self) -> _Container:
-        try:
-            return _Container(self.client, self.image, **self.spec)
-        except Exception as e:  # noqa: BLE001
-            raise SandboxError(f"docker: cannot start a sandbox container: {e}") from None
+        last = None
+        for engine in self._pick():
+            with self.lock:
+                engine.containers += 1
+            try:
+                return _Container(engine, self.image, **self.spec)
+            except Exception as e:  # noqa: BLE001
+                last = e
+                with self.lock:
+                    engine.containers -= 1
+                if len(self.engines) > 1:
+                    log.warning("docker: engine %s cannot start a container (%s); trying another", engine.url, e)
+                engine.mark_down()
+        raise SandboxError(f"docker: cannot start a sandbox container: {last}") from None
 
     def run(self, job: Job) -> ExecResult:
         if self.closed:
@@ -163,6 +224,9 @@ class DockerSandbox(Sandbox):
             container: _Container | None = self.idle.get(timeout=600)
         except queue.Empty:
             raise SandboxError("docker: no sandbox container became free in 600 s") from None
+        if not container.engine.up:  # its engine failed since it went idle: start one elsewhere
+            self._discard(container)
+            container = None
         try:
             last: Exception | None = None
             for attempt in range(self.retries + 1):
@@ -173,6 +237,8 @@ class DockerSandbox(Sandbox):
                 except (OSError, ConnectionError, SandboxError, ValueError) as e:
                     last = e
                     log.warning("docker: attempt %d failed (%s); replacing the container", attempt + 1, e)
+                    if len(self.engines) > 1 and not _answers(container.engine.client):
+                        container.engine.mark_down()  # its engine is gone: the retry goes to another
                     self._discard(container)
                     container = None
                     continue
@@ -206,6 +272,8 @@ class DockerSandbox(Sandbox):
         return any(t.status in REPLACE_AFTER_STATUSES for t in result.tests)
 
     def _discard(self, container: _Container) -> None:
+        with self.lock:
+            container.engine.containers -= 1
         self._in_background(container.destroy)  # removal takes ~0.2 s; don't wait
 
     def _in_background(self, work) -> None:
@@ -224,6 +292,14 @@ class DockerSandbox(Sandbox):
                 self.idle.get_nowait().destroy()
             except queue.Empty:
                 break
+
+
+def _answers(client) -> bool:
+    try:
+        client.ping()
+        return True
+    except Exception:  # noqa: BLE001
+        return False
 
 
 def _sweep(client) -> None:

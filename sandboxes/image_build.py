@@ -80,6 +80,18 @@ def ensure_image(client, base: str | None = None) -> str:
     return tag
 
 
+def ship_image(source, target, tag: str) -> None:
+    """Copy an image from one engine to another (docker save | docker load over their APIs): an
+    engine of a multi-host pool gets the image built once on the first, whatever its transport."""
+    if _has(target, tag):
+        return
+    log.info("copying %s to another Docker engine", tag)
+    try:
+        target.images.load(source.images.get(tag).save(named=True))  # streamed, not held in memory
+    except Exception as e:  # noqa: BLE001 - docker raises many types for a failed transfer
+        raise SandboxError(f"docker: copying {tag} to another engine failed: {e}") from None
+
+
 if __name__ == "__main__":  # python -m sandboxes.image_build: build (if needed) and print the image tag
     import docker
 

@@ -47,3 +47,48 @@ def test_rlimit_mode_needs_an_explicit_flag(caplog):
 def test_unknown_backend():
     with pytest.raises(ValueError, match="unknown sandbox backend 'k8s'"):
         make_sandbox("k8s")
+
+
+# ----------------------------------------------------------------------------- several Docker engines
+
+
+@pytest.fixture
+def second_engine():
+    """A second private dockerd on this machine (its own data root and socket), stopped at the end.
+    Its state lives in a short /tmp path: containerd's sockets must fit in 104 bytes."""
+    import shutil
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "dockerd.sh"
+    state = tempfile.mkdtemp(prefix="vpd-d2-", dir="/tmp")
+    url = subprocess.run([str(script), "start", state], check=True, capture_output=True, text=True).stdout.strip()
+    yield url, lambda: subprocess.run([str(script), "stop", state], check=True)
+    subprocess.run([str(script), "stop", state], check=True)
+    shutil.rmtree(state, ignore_errors=True)
+
+
+def test_an_engine_that_dies_mid_batch_has_its_programs_retried_on_the_other(second_engine):
+    import os
+    import threading
+    import time
+
+    url, stop = second_engine
+    first = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    slow = Job(code="import time\ntime.sleep(0.2)\nprint(int(input()) * 2)", tests=[{"input": "21", "output": "42"}])
+    with make_sandbox("docker", concurrency=4, hosts=[first, url]) as sb:  # the image is copied to the new engine
+        assert sorted(c.engine.url for c in sb.idle.queue) == sorted([first, first, url, url])
+        assert all(r.passed for r in sb.run_batch([GOOD] * 8))
+        stopper = threading.Timer(1.0, stop)
+        stopper.start()
+        t0 = time.monotonic()
+        results = sb.run_batch([slow] * 60)  # ~3 s on 4 containers: the second engine dies in the middle
+        stopper.join()
+        assert time.monotonic() - t0 > 1.0
+        assert all(r.passed for r in results)  # retried elsewhere, never scored as a failure
+        assert sb.run_batch([GOOD] * 4)[0].passed
+        live = [c.engine.url for c in sb.idle.queue]
+        assert live and set(live) == {first}  # replacements went to the engine that answers
+    with pytest.raises(SandboxError, match="no engine reachable"):
+        make_sandbox("docker", hosts=[url])  # the stopped engine alone: an infrastructure error

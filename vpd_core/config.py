@@ -78,6 +78,9 @@ PromptTemplates.__doc__ = "Prompt templates per benchmark; {placeholders} are su
 
 class SandboxParams(_Section):
     backend: Literal["docker", "bwrap"] = "docker"
+    docker_hosts: list[str] = Field(
+        [], description="Docker engines for the pool (unix://, tcp://, ssh:// URLs), the programs spread over them; "
+        "[] = DOCKER_HOST or the default socket. A program on an engine that fails is retried on another")
     concurrency: int | None = Field(
         None, ge=1, description="programs at a time; null = twice the cores (split between training processes): "
         "time waiting for a CPU is not charged to a program")
@@ -418,8 +421,8 @@ DEFAULT_GRID: dict[str, list] = {"algorithm": ["grpo", "sdpo", "vpd"]}
 # template) would continue one experiment's checkpoint as another's.
 RESUMABLE = ("run_dir", "train.steps", "train.checkpoint_every", "train.keep_checkpoints", "train.micro_batch_size",
              "train.logit_chunk", "model.gradient_checkpointing", "train.distributed", "model.device",
-             "model.cache_dir", "sandbox.concurrency", "rollout.batch_size", "rollout.backend", "rollout.vllm",
-             "eval", "diagnostics")
+             "model.cache_dir", "sandbox.concurrency", "sandbox.docker_hosts", "rollout.batch_size", "rollout.backend",
+             "rollout.vllm", "eval", "diagnostics")
 
 
 def changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:

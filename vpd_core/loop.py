@@ -50,7 +50,7 @@ def check_sandbox(params: Params) -> None:
     if benchmark(params.data.source).grading == "sandbox":
         from sandboxes import check_available
 
-        check_available(params.sandbox.backend)
+        check_available(params.sandbox.backend, params.sandbox.docker_hosts)
 
 
 def make_grader(params: Params, split: str, processes: int = 1):
@@ -64,7 +64,8 @@ def make_grader(params: Params, split: str, processes: int = 1):
     from sandboxes.grading import code_grader
 
     s = params.sandbox
-    sandbox = make_sandbox(s.backend, concurrency=s.concurrency or default_concurrency(processes))
+    hosts = {"hosts": s.docker_hosts} if s.backend == "docker" and s.docker_hosts else {}
+    sandbox = make_sandbox(s.backend, concurrency=s.concurrency or default_concurrency(processes), **hosts)
     return code_grader(sandbox, split=split, time_limit_s=s.time_limit_s, memory_mb=s.memory_mb,
                        semantics=grading_semantics(params, split)), sandbox
 
@@ -196,7 +197,7 @@ def base_eval_cache(params: Params) -> Path:
            "chat": params.model.chat_template_kwargs, "data": params.data.model_dump(mode="json"),
            "prompts": params.prompts.model_dump(), "eval": params.eval.model_dump(), "seed": params.seed,
            "stop": params.rollout.stop, "max_prompt": params.rollout.max_prompt_tokens,
-           "sandbox": params.sandbox.model_dump(exclude={"concurrency"})}
+           "sandbox": params.sandbox.model_dump(exclude={"concurrency", "docker_hosts"})}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
     return Path(".cache") / "base-eval" / digest
 
