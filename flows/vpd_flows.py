@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 import sys
 from pathlib import Path
 
@@ -115,12 +116,14 @@ def report(params_path: str = "params.yaml", overrides: list[str] | None = None)
     return str(out)
 
 
-@flow(name="pipeline", log_prints=True)
+@flow(name="pipeline", log_prints=True, persist_result=True)
 def pipeline(params_path: str = "params.yaml", overrides: list[str] | None = None,
-             settings: RunSettings | None = None) -> str:
+             settings: RunSettings | None = None) -> dict:
     """prepare -> evaluate(base) -> train -> evaluate(latest) -> report, as subflows. `settings`:
     the typed form of the UI (algorithm, data source, steps, learning rate, ...); `overrides`:
-    any other key as `key=value`."""
+    any other key as `key=value`. Returns the run's record (`report`: its path; the numbers, the
+    per-step metrics and per-problem outcomes a sweep compares), persisted: a sweep that started
+    this run as a deployment's flow run reads it from the result, not from the run directory."""
     overrides = with_settings(settings, overrides)
     params = params_from(params_path, overrides)
     loop.check_sandbox(params)  # no engine: fail now, not after prepare
@@ -137,7 +140,9 @@ def pipeline(params_path: str = "params.yaml", overrides: list[str] | None = Non
     get_run_logger().info("%s: held-out pass@1 %.3f -> %.3f (%d problems x %d samples); report %s and %s",
                           params.algorithm, before["pass@1"], after["pass@1"], after["problems"],
                           after["samples"] // max(after["problems"], 1), out, Path(out).with_suffix(".html"))
-    return out
+    from vpd_core import compare
+
+    return {"report": out, **compare.run_record(run_dir)}
 
 
 def sweep_root(run_dir: str, dated: bool) -> str:
@@ -196,19 +201,20 @@ def sweep(params_path: str = "params.yaml", overrides: list[str] | None = None,
     root = sweep_root(base.run_dir, dated)
     points = sweep_points(params_path, overrides, grid, seeds, root)
     keys = list(grid)
-    results = []
-    for i, (point, seed, child) in enumerate(points, 1):
-        run_dir = child[-1].split("=", 1)[1]
-        label = ", ".join(f"{k}={v}" for k, v in point.items())
-        log.info("sweep run %d/%d: %s, seed %d -> %s", i, len(points), label, seed, run_dir)
-        row = {**point, "seed": seed, "run_dir": run_dir}
-        try:
-            pipeline.with_options(flow_run_name=f"sweep-{Path(run_dir).parent.name}-seed{seed}")(params_path, child)
-            row |= compare.run_result(run_dir)
-        except Exception as e:  # noqa: BLE001 - one failed run is a row, not the end of the sweep
-            log.error("sweep run %s, seed %d failed: %s", label, seed, e)
-            row |= {"failed": f"{type(e).__name__}: {e}"}
-        results.append(row)
+    if base.sweep.mode == "deployment":
+        results = run_on_deployment(points, params_path, base.sweep.deployment, base.sweep.max_parallel)
+    else:
+        results = []
+        for i, (point, seed, child) in enumerate(points, 1):
+            run_dir = child[-1].split("=", 1)[1]
+            log.info("sweep run %d/%d: %s, seed %d -> %s", i, len(points), point_label(point), seed, run_dir)
+            row = {**point, "seed": seed, "run_dir": run_dir}
+            try:
+                row |= pipeline.with_options(flow_run_name=run_name(run_dir, seed))(params_path, child)
+            except Exception as e:  # noqa: BLE001 - one failed run is a row, not the end of the sweep
+                log.error("sweep run %s, seed %d failed: %s", point_label(point), seed, e)
+                row |= {"failed": f"{type(e).__name__}: {e}"}
+            results.append(row)
     out_dir = Path(root)
     files = compare.write_comparison(results, keys, out_dir)
     table = compare.summarize_points(results, keys)
@@ -219,6 +225,53 @@ def sweep(params_path: str = "params.yaml", overrides: list[str] | None = None,
                              description=str(out_dir))
     log.info("sweep comparison:\n%s", files["table_md"].read_text())
     return table
+
+
+def point_label(point: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in point.items())
+
+
+def run_name(run_dir: str, seed: int) -> str:
+    return f"sweep-{Path(run_dir).parent.name}-seed{seed}"
+
+
+def run_on_deployment(points: list[tuple[dict, int, list[str]]], params_path: str, deployment: str,
+                      max_parallel: int, poll_s: float = 2.0) -> list[dict]:
+    """Every (point, seed) as a flow run of `deployment` (a child of this flow run in the UI), at most
+    `max_parallel` in flight; whichever workers serve the deployment's work pool pick them up. Waits
+    for all; a run that does not complete is a row marked failed. Rows come from what each run
+    returned (its persisted result), in the order of `points`."""
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    log = get_run_logger()
+    pending = list(enumerate(points))
+    running: dict = {}  # flow run id -> (index, point, seed, run_dir)
+    rows: dict[int, dict] = {}
+    with get_client(sync_client=True) as client:
+        while pending or running:
+            while pending and len(running) < max_parallel:
+                i, (point, seed, child) = pending.pop(0)
+                run_dir = child[-1].split("=", 1)[1]
+                fr = run_deployment(name=deployment, parameters={"params_path": params_path, "overrides": child},
+                                    flow_run_name=run_name(run_dir, seed), timeout=0)
+                log.info("sweep run %d/%d: %s, seed %d -> flow run %s (%s)", i + 1, len(points), point_label(point),
+                         seed, fr.name, run_dir)
+                running[fr.id] = (i, point, seed, run_dir)
+            time.sleep(poll_s)
+            for run_id, (i, point, seed, run_dir) in list(running.items()):
+                fr = client.read_flow_run(run_id)
+                if fr.state is None or not fr.state.is_final():
+                    continue
+                del running[run_id]
+                row = {**point, "seed": seed, "run_dir": run_dir, "flow_run": fr.name}
+                try:
+                    row |= fr.state.result(raise_on_failure=True)
+                except Exception as e:  # noqa: BLE001 - a failed or crashed run is a row, not the end of the sweep
+                    log.error("sweep run %s, seed %d (%s) failed: %s", point_label(point), seed, fr.name, e)
+                    row |= {"failed": f"{fr.state.type.value}: {e}"}
+                rows[i] = row
+    return [rows[i] for i in sorted(rows)]
 
 
 def sweep_report(grid: dict, seeds: list[int], files: dict, params_path: str, overrides: list[str] | None) -> str:

@@ -21,7 +21,7 @@ def test_pipeline_flow_end_to_end(prefect_backend, tiny_params):
 
     from flows.vpd_flows import pipeline
 
-    report = Path(pipeline(str(tiny_params), []))
+    report = Path(pipeline(str(tiny_params), [])["report"])
     run = tiny_params.parent / "run"
     assert report == run / "report" / "report.md" and report.exists()
     assert (run / "report" / "learning_curves.png").stat().st_size > 1000
@@ -292,3 +292,44 @@ def test_train_flow_runs_two_processes_under_torchrun(prefect_backend, tiny_para
     progress = [a for a in found if a.type == "progress" and "2 processes" in (a.description or "")]
     assert progress and max(float(a.data) for a in progress) == 100.0
     assert any(a.key == "train-metrics" for a in found)
+
+
+@pytest.mark.slow
+def test_sweep_fans_out_to_a_work_pool_with_two_workers(prefect_backend, tiny_params):
+    """sweep.mode: deployment — every (point, seed) a flow run of the pipeline deployment on a local
+    process work pool; two workers run them at the same time; the parent's table is built from
+    what the runs returned; a run that fails is a row marked failed."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.settings import PREFECT_API_URL
+
+    from flows import vpd_flows
+
+    pool = "vpd-test-pool"
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+    vpd_flows.pipeline.from_source(source=str(REPO), entrypoint="flows/vpd_flows.py:pipeline").deploy(
+        name="vpd-pipeline", work_pool_name=pool, print_next_steps=False)
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_WORKER_QUERY_SECONDS": "1"}
+    workers = [subprocess.Popen([sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--limit", "1"],
+                                cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               for _ in range(2)]
+    try:
+        common = ["train.steps=1", "sweep.mode=deployment", "sweep.max_parallel=2"]
+        rows = vpd_flows.sweep(str(tiny_params), common, grid={"algorithm": ["grpo", "vpd"]}, seeds=[3])
+        assert {r["algorithm"]: (r["seeds"], r["failed"]) for r in rows} == {"grpo": (1, 0), "vpd": (1, 0)}
+        runs = json.loads((tiny_params.parent / "run" / "sweep" / "runs.json").read_text())
+        assert all(r["metrics"] and r["solved"]["final"] for r in runs)  # carried in the results
+        with get_client(sync_client=True) as client:
+            children = [fr for fr in client.read_flow_runs() if fr.name in {r["flow_run"] for r in runs}]
+        assert len(children) == 2 and all(fr.state.is_completed() for fr in children)
+        assert max(fr.start_time for fr in children) < min(fr.end_time for fr in children)  # they overlapped
+
+        rows = vpd_flows.sweep(str(tiny_params), [*common, "run_dir=" + str(tiny_params.parent / "run2")],
+                               grid={"model.path": [str(tiny_params.parent / "no-such-model")]}, seeds=[3])
+        assert rows[0]["failed"] == 1 and rows[0]["seeds"] == 0
+        assert "1 failed" in (tiny_params.parent / "run2" / "sweep" / "comparison.md").read_text()
+    finally:
+        for w in workers:
+            w.terminate()
+            w.wait(timeout=60)

@@ -66,6 +66,12 @@ def second_engine():
     url = subprocess.run([str(script), "start", state], check=True, capture_output=True, text=True).stdout.strip()
     yield url, lambda: subprocess.run([str(script), "stop", state], check=True)
     subprocess.run([str(script), "stop", state], check=True)
+    # an engine stopped mid-batch leaves its containers' shims and mounts behind: ours, under `state`
+    for pid in subprocess.run(["pgrep", "-f", state], capture_output=True, text=True).stdout.split():
+        subprocess.run(["kill", "-9", pid])
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines() if line.split()[1].startswith(state)]
+    for mount in sorted(mounts, key=len, reverse=True):
+        subprocess.run(["umount", "-l", mount])
     shutil.rmtree(state, ignore_errors=True)
 
 

@@ -223,7 +223,7 @@ def test_pipeline_flow_with_the_vllm_backend(prefect_backend, tiny_params):
     from flows.vpd_flows import pipeline
 
     overrides = ["rollout.backend=vllm", "rollout.vllm.enforce_eager=true", "rollout.max_prompt_tokens=128"]
-    report = pipeline(str(tiny_params), overrides)
+    report = pipeline(str(tiny_params), overrides)["report"]
     run = tiny_params.parent / "run"
     assert os.path.exists(report)
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]

@@ -292,7 +292,7 @@ def run_flow(args) -> int:
         out = f.report(**common)
     elif args.command == "pipeline":
         out = f.pipeline(**common)
-        print(f"report: {out}")
+        print(f"report: {out['report']}")
         return 0
     else:
         f.sweep_points(args.params, args.overrides, args.grid or DEFAULT_GRID, args.seeds or [load_seed(args)])

@@ -70,6 +70,32 @@ def run_result(run_dir: str | Path) -> dict:
     }
 
 
+def run_record(run_dir: str | Path) -> dict:
+    """run_result plus what the sweep's figures and tables need, carried in the result itself (a child
+    run on another machine returns it; the parent never reads that machine's disk): every step's
+    metrics and each held-out problem's solve rate before and after."""
+    run_dir = Path(run_dir)
+    solved = {}
+    for name in ("base", "final"):
+        samples = eval_samples(run_dir, name)
+        if samples is not None:
+            solved[name] = {str(k): float(v) for k, v in samples.groupby("problem_id")["correct"].mean().items()}
+    return {**run_result(run_dir), "metrics": read_jsonl(run_dir / "metrics.jsonl"), "solved": solved}
+
+
+def metrics_rows(r: dict) -> list[dict]:
+    """A run's per-step metrics: from its record, else from its run directory."""
+    return r["metrics"] if "metrics" in r else read_jsonl(Path(r["run_dir"]) / "metrics.jsonl")
+
+
+def solve_rates(r: dict, name: str) -> pd.Series | None:
+    """problem_id -> solve rate of a run's base or final evaluation: from its record, else its run directory."""
+    if "solved" in r:
+        return pd.Series(r["solved"][name], dtype=float) if name in r["solved"] else None
+    samples = eval_samples(Path(r["run_dir"]), name)
+    return None if samples is None else samples.groupby("problem_id")["correct"].mean()
+
+
 SUMMARY_KEYS = ["pass@1 before", "pass@1 after", "pass@1 change", "train reward last quarter", "train reward change",
                 "wall time (s)"]
 
@@ -121,7 +147,7 @@ def curves_by_point(results: list[dict], point_keys: list[str], key: str = "rewa
     for label, runs in points.items():
         series = []
         for r in runs:
-            rows = [x for x in read_jsonl(Path(r["run_dir"]) / "metrics.jsonl") if key in x]
+            rows = [x for x in metrics_rows(r) if key in x]
             series.append(pd.Series({int(x["train/step"]): x[key] for x in rows}))
         if series:
             df = pd.concat(series, axis=1)
@@ -168,12 +194,11 @@ def problem_flips(results: list[dict], point_keys: list[str]) -> pd.DataFrame:
     for r in results:
         if r.get("failed"):
             continue
-        before, after = eval_samples(Path(r["run_dir"]), "base"), eval_samples(Path(r["run_dir"]), "final")
+        before, after = solve_rates(r, "base"), solve_rates(r, "final")
         if before is None or after is None:
             continue
-        b = before.groupby("problem_id")["correct"].mean().rename("solved before")
-        a = after.groupby("problem_id")["correct"].mean().rename("solved after")
-        df = pd.concat([b, a], axis=1).reset_index()
+        df = pd.concat([before.rename("solved before"), after.rename("solved after")], axis=1)
+        df = df.rename_axis("problem_id").reset_index()
         for k in point_keys:
             df[k] = str(r[k])
         df["seed"] = r["seed"]
@@ -214,7 +239,8 @@ def paired_markdown(rows: list[dict], point_keys: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-RESULT_KEYS = {"seed", "run_dir", "failed", "steps", *SUMMARY_KEYS, "train reward first quarter"}
+RESULT_KEYS = {"seed", "run_dir", "failed", "steps", *SUMMARY_KEYS, "train reward first quarter", "metrics", "solved",
+               "report", "flow_run"}
 
 
 def recompare(sweep_dirs: list[str | Path], out: str | Path | None = None) -> dict[str, Path]:
@@ -263,8 +289,7 @@ def step_times(results: list[dict], point_keys: list[str], unnamed: str = "") ->
     points: dict[str, list[dict]] = {}
     for r in results:
         if not r.get("failed"):
-            points.setdefault(point_label(r, point_keys, unnamed), []).extend(
-                read_jsonl(Path(r["run_dir"]) / "metrics.jsonl"))
+            points.setdefault(point_label(r, point_keys, unnamed), []).extend(metrics_rows(r))
     out = []
     for label, rows in points.items():
         total = sum(x.get("time/step", 0.0) for x in rows)
@@ -295,7 +320,7 @@ def diagnostics_markdown(results: list[dict], point_keys: list[str], unnamed: st
         if r.get("failed"):
             continue
         label = point_label(r, point_keys, unnamed)
-        for x in read_jsonl(Path(r["run_dir"]) / "metrics.jsonl"):
+        for x in metrics_rows(r):
             if "teacher/pass_rate" in x:
                 acc.setdefault((label, int(x["diagnostics/at_step"])), []).append(
                     (x["student/pass_rate"], x["teacher/pass_rate"]))

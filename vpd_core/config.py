@@ -304,6 +304,16 @@ class DiagnosticsParams(_Section):
     samples: int = Field(2, ge=1, description="student attempts per probe problem (each gets one teacher sample)")
 
 
+class SweepParams(_Section):
+    """How `vpd sweep` runs its (grid point, seed) runs."""
+
+    # local: one after another inside the sweep's process; deployment: each a flow run of `deployment`,
+    # picked up by the workers of its work pool (any number, on any machines), max_parallel at a time
+    mode: Literal["local", "deployment"] = "local"
+    deployment: str = Field("pipeline/vpd-pipeline", description="flow/deployment name the runs are created from")
+    max_parallel: int = Field(2, ge=1, description="deployment mode: runs in flight at a time")
+
+
 class Params(_Section):
     seed: int = Field(0, ge=0, lt=2**32, description="numpy and vLLM seeds are 32-bit")
     algorithm: Literal["vpd", "sdpo", "grpo", "hybrid"] = "vpd"
@@ -324,6 +334,7 @@ class Params(_Section):
     hybrid: HybridParams = HybridParams()
     eval: EvalParams = EvalParams()
     diagnostics: DiagnosticsParams = DiagnosticsParams()
+    sweep: SweepParams = SweepParams()
 
     @model_validator(mode="after")
     def _distributed(self) -> Params:
@@ -422,7 +433,7 @@ DEFAULT_GRID: dict[str, list] = {"algorithm": ["grpo", "sdpo", "vpd"]}
 RESUMABLE = ("run_dir", "train.steps", "train.checkpoint_every", "train.keep_checkpoints", "train.micro_batch_size",
              "train.logit_chunk", "model.gradient_checkpointing", "train.distributed", "model.device",
              "model.cache_dir", "sandbox.concurrency", "sandbox.docker_hosts", "rollout.batch_size", "rollout.backend",
-             "rollout.vllm", "eval", "diagnostics")
+             "rollout.vllm", "eval", "diagnostics", "sweep")
 
 
 def changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
