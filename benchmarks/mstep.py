@@ -16,6 +16,8 @@ interleaved so machine drift hits both. Prints a markdown table and writes JSON.
 
     python benchmarks/mstep.py                      # SmolLM2-135M-Instruct, B=8, T=128
     python benchmarks/mstep.py --tiny --repeats 1   # smoke mode on the tiny random model
+    python benchmarks/mstep.py --batch 2 --resp-len 2048 --impls ours,ours-ckpt,trl   # long responses
+(`ours-ckpt`: ours with activation checkpointing, model.gradient_checkpointing: true.)
 """
 
 from __future__ import annotations
@@ -94,10 +96,11 @@ def run_one(args) -> dict:
     model.train()
     base_rss = current_rss_mib()
 
-    if args.impl == "ours":
-        from vpd_core.trainer import Trainer
+    if args.impl in ("ours", "ours-ckpt"):
+        from vpd_core.trainer import Trainer, set_checkpointing
 
         trainer = Trainer(model, tok, params)
+        set_checkpointing(model, args.impl == "ours-ckpt")  # model.gradient_checkpointing: true
 
         def step():
             return trainer.m_step(samples, contexts)["distill/loss"]
@@ -112,10 +115,14 @@ def run_one(args) -> dict:
         if i >= args.warmup:
             times.append(dt)
             losses.append(float(loss))
+    # the static part of an update over the loaded model: gradients and AdamW's two moments, fp32;
+    # the rest of the peak over the loaded model is activations (and allocator slack)
+    static = 3 * sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
     return {
         "impl": args.impl, "seconds": statistics.median(times), "tokens": tokens,
         "tokens_per_s": tokens / statistics.median(times), "peak_rss_mib": rss_mib(),
-        "peak_over_loaded_mib": rss_mib() - base_rss, "loss_first": losses[0],
+        "peak_over_loaded_mib": rss_mib() - base_rss, "static_mib": static,
+        "activations_mib": rss_mib() - base_rss - static, "loss_first": losses[0],
     }
 
 
@@ -184,9 +191,9 @@ def main() -> None:
     results: dict[str, list[dict]] = {}
     for r in range(args.repeats):
         for impl in args.impls.split(","):
-            cmd = [sys.executable, __file__, "--impl", impl] + [
-                a for a in sys.argv[1:] if not a.startswith("--impls") and a not in args.impls.split(",")
-            ]
+            argv = sys.argv[1:]
+            child = [a for i, a in enumerate(argv) if not a.startswith("--impls") and not (i and argv[i - 1] == "--impls")]
+            cmd = [sys.executable, __file__, "--impl", impl, *child]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
                 print(f"{impl} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
@@ -203,6 +210,8 @@ def main() -> None:
             "seconds_median": statistics.median(x["seconds"] for x in rows),
             "peak_rss_mib_median": statistics.median(x["peak_rss_mib"] for x in rows),
             "peak_over_loaded_mib_median": statistics.median(x["peak_over_loaded_mib"] for x in rows),
+            "static_mib": rows[0]["static_mib"],
+            "activations_mib_median": statistics.median(x["activations_mib"] for x in rows),
             "loss": rows[0]["loss_first"],
             "runs": rows,
         }
@@ -211,11 +220,13 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"meta": meta, "summary": summary}, indent=2))
     print(f"\n{meta}\n")
-    print("| impl | tokens/s (median) | s/step | peak RSS MiB | peak over loaded model MiB | loss |")
-    print("|---|---|---|---|---|---|")
+    print("| impl | tokens/s (median) | s/step | peak RSS MiB | over loaded model MiB | of it static (grads, AdamW) "
+          "| of it activations | loss |")
+    print("|---|---|---|---|---|---|---|---|")
     for impl, s in summary.items():
         print(f"| {impl} | {s['tokens_per_s_median']:.1f} | {s['seconds_median']:.2f} | {s['peak_rss_mib_median']:.0f} "
-              f"| {s['peak_over_loaded_mib_median']:.0f} | {s['loss']:.8f} |")
+              f"| {s['peak_over_loaded_mib_median']:.0f} | {s['static_mib']:.0f} | {s['activations_mib_median']:.0f} "
+              f"| {s['loss']:.8f} |")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ Ways (all with 2-way concurrency on this 2-core machine, interleaved, median of 
 - docker:          DockerSandbox, warm containers (one per worker), many programs each;
                    `docker@4`: 4 at a time (time spent waiting for a CPU is not charged to a program);
                    `docker-nozygote`: a fresh interpreter per program instead of a fork of the zygote
-- bwrap:           BwrapSandbox, one bubblewrap per program
+- bwrap:           BwrapSandbox, warm bubblewraps (one per worker), many programs each, as docker;
+                   `bwrap-cold`: one bubblewrap per program (warm=False)
 - python-per-test: (a) one fresh `python3` per test, no isolation (LiveCodeBench's grader
                    spawns a process per generation; per test is the issue's baseline)
 - docker-run:      (b) one `docker run --rm` per program (the same image and supervisor)
@@ -228,8 +229,8 @@ def _reference_child(job: dict, result) -> None:
 
 
 def run_sandbox(backend: str, jobs: list[Job], concurrency: int = WORKERS) -> list[bool]:
-    kwargs = {"zygote": False} if backend == "docker-nozygote" else {}
-    with make_sandbox(backend.removesuffix("-nozygote"), concurrency=concurrency, **kwargs) as sb:
+    kwargs = {"docker-nozygote": {"zygote": False}, "bwrap-cold": {"warm": False}}.get(backend, {})
+    with make_sandbox(backend.split("-")[0], concurrency=concurrency, **kwargs) as sb:
         # warm-up: every worker's container (started once per training run) and the page cache
         sb.run_batch([jobs[0]] * concurrency)
         t0 = time.perf_counter()
@@ -315,7 +316,7 @@ def main() -> None:
     for r in range(args.repeats):
         for way in args.ways.split(","):
             t0 = time.perf_counter()
-            if way.split("@")[0] in ("docker", "docker-nozygote", "bwrap"):  # docker@4: 4 programs at a time
+            if way.split("@")[0] in ("docker", "docker-nozygote", "bwrap", "bwrap-cold"):  # docker@4: 4 at a time
                 backend, _, conc = way.partition("@")
                 passed = run_sandbox(backend, jobs, int(conc or WORKERS))
                 elapsed = run_sandbox.elapsed  # pool start-up excluded: it happens once per training run

@@ -1,12 +1,8 @@
 """Docker backend: a pool of warm, locked-down containers, each serving many programs.
 
 A fresh `docker run` costs ~0.3 s; instead each container runs the supervisor as
-PID 1 (`supervisor.py --serve`) and receives jobs over its attached stdin. Every
-program runs in its own process group and scratch directory and everything it
-left behind is killed and wiped after it. A container that saw a timeout, an
-out-of-memory kill, an output flood or anything odd is replaced. Infrastructure
-failures (daemon gone, container died, no answer) are retried on a fresh
-container and, if they persist, raised as SandboxError — never scored.
+PID 1 (`supervisor.py --serve`) and receives jobs over its attached stdin (the pool's
+rules: sandboxes.base.WarmPool).
 
 Several engines (`hosts`: unix://, tcp://, ssh:// URLs, e.g. machines without GPUs): the pool's
 containers are spread over them; the image is built once, on the first, and copied to the others.
@@ -21,19 +17,15 @@ import atexit
 import json
 import logging
 import os
-import queue
 import struct
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
-from .base import Sandbox, host_timeout, parse_result
+from .base import WarmPool, parse_result
 from .image_build import ensure_image, ship_image
 from .types import ExecResult, Job, SandboxError
 
 log = logging.getLogger(__name__)
 LABEL = "vpd-sandbox"
-REPLACE_AFTER_STATUSES = {"timeout", "memory_limit", "output_limit"}
 ENGINE_RETRY_S = 30.0  # a failed engine gets no new containers for this long (then it is asked again)
 
 
@@ -142,7 +134,7 @@ def docker_client(url: str | None = None):
     return client
 
 
-class DockerSandbox(Sandbox):
+class DockerSandbox(WarmPool):
     backend = "docker"
 
     def __init__(
@@ -161,7 +153,7 @@ class DockerSandbox(Sandbox):
         client=None,
         hosts: list[str] | None = None,
     ):
-        super().__init__(concurrency)
+        super().__init__(concurrency, retries, recycle_after)
         self.engines = [_Engine(client or docker_client(), "default")] if not hosts else self._reachable(hosts)
         self.client = self.engines[0].client
         self.image = image or ensure_image(self.client, base_image)
@@ -169,17 +161,9 @@ class DockerSandbox(Sandbox):
             ship_image(self.client, engine.client, self.image)
         # zygote=False: every program starts a fresh interpreter (benchmarks/sandbox.py's `docker-nozygote`)
         self.spec = dict(memory_mb=memory_mb, pids=pids, cpus=cpus, tmp_mb=tmp_mb, shm_mb=shm_mb, zygote=zygote)
-        self.retries = retries
-        self.recycle_after = recycle_after
-        self.idle: queue.Queue[_Container] = queue.Queue()
-        self.lock = threading.Lock()
-        self.closed = False
-        self.background: list[threading.Thread] = []
         for engine in self.engines:
             atexit.register(_sweep, engine.client)
-        with ThreadPoolExecutor(max_workers=min(8, self.concurrency)) as pool:  # ~0.3 s each: start them together
-            for container in pool.map(lambda _: self._new(), range(self.concurrency)):
-                self.idle.put(container)
+        self._fill()
 
     @staticmethod
     def _reachable(hosts: list[str]) -> list[_Engine]:
@@ -217,81 +201,17 @@ class DockerSandbox(Sandbox):
                 engine.mark_down()
         raise SandboxError(f"docker: cannot start a sandbox container: {last}") from None
 
-    def run(self, job: Job) -> ExecResult:
-        if self.closed:
-            raise SandboxError("docker: sandbox is closed")
-        try:
-            container: _Container | None = self.idle.get(timeout=600)
-        except queue.Empty:
-            raise SandboxError("docker: no sandbox container became free in 600 s") from None
-        if not container.engine.up:  # its engine failed since it went idle: start one elsewhere
-            self._discard(container)
-            container = None
-        try:
-            last: Exception | None = None
-            for attempt in range(self.retries + 1):
-                if container is None:
-                    container = self._new()
-                try:
-                    result = container.execute(job, host_timeout(job))
-                except (OSError, ConnectionError, SandboxError, ValueError) as e:
-                    last = e
-                    log.warning("docker: attempt %d failed (%s); replacing the container", attempt + 1, e)
-                    if len(self.engines) > 1 and not _answers(container.engine.client):
-                        container.engine.mark_down()  # its engine is gone: the retry goes to another
-                    self._discard(container)
-                    container = None
-                    continue
-                if self._odd(result) or container.jobs >= self.recycle_after:
-                    self._discard(container)
-                    container = None
-                return result
-            raise SandboxError(f"docker: infrastructure failure after {self.retries + 1} attempts: {last}")
-        finally:
-            self._return(container)
+    def _usable(self, container: _Container) -> bool:
+        return container.engine.up
 
-    def _return(self, container: _Container | None) -> None:
-        if container is not None:
-            self.idle.put(container)
-        elif not self.closed:  # a replacement starts in the background (~0.2 s): the caller's result is ready now
-            self._in_background(self._replace)
-
-    def _replace(self) -> None:
-        try:
-            container = self._new()
-        except SandboxError as e:
-            log.error("%s; the pool shrinks by one", e)
-            return
-        if self.closed:
-            container.destroy()
-        else:
-            self.idle.put(container)
-
-    @staticmethod
-    def _odd(result: ExecResult) -> bool:
-        return any(t.status in REPLACE_AFTER_STATUSES for t in result.tests)
+    def _failed(self, container: _Container) -> None:
+        if len(self.engines) > 1 and not _answers(container.engine.client):
+            container.engine.mark_down()  # its engine is gone: the retry goes to another
 
     def _discard(self, container: _Container) -> None:
         with self.lock:
             container.engine.containers -= 1
-        self._in_background(container.destroy)  # removal takes ~0.2 s; don't wait
-
-    def _in_background(self, work) -> None:
-        """Start `work` in a thread that close() waits for."""
-        t = threading.Thread(target=work, daemon=True)
-        t.start()
-        with self.lock:
-            self.background = [r for r in self.background if r.is_alive()] + [t]
-
-    def close(self) -> None:
-        self.closed = True
-        for t in list(self.background):  # removals, and replacements that may still put a container back
-            t.join(timeout=30)
-        while True:
-            try:
-                self.idle.get_nowait().destroy()
-            except queue.Empty:
-                break
+        super()._discard(container)
 
 
 def _answers(client) -> bool:

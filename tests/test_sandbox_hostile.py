@@ -59,8 +59,8 @@ HOSTILE = {
     "daemonise": (f"import os, subprocess\nif os.fork() == 0:\n    os.setsid()\n    subprocess.Popen(['sleep', '{MARKER}'])\n    os._exit(0)\nprint('bye')", {"wrong_answer"}),
     "setsid_child_survives": (f"import subprocess\nsubprocess.Popen(['sleep', '{MARKER}'], start_new_session=True)\nprint('bye')", {"wrong_answer"}),
     "kill_parent": ("import os\nos.kill(os.getppid(), 9)\nos.kill(1, 9)\nprint('still here')", {"wrong_answer", "runtime_error"}),
-    # no other process to kill (bwrap): ProcessLookupError; in a warm container it kills the zygote
-    # (restarted for the next program) and prints nothing
+    # in a warm sandbox it kills the zygote (restarted for the next program) and prints nothing;
+    # with nothing else to kill (a one-program bubblewrap): ProcessLookupError
     "kill_everyone": ("import os\nos.kill(-1, 9)", {"runtime_error", "wrong_answer"}),
     "stop_everyone": ("import os, signal\ntry:\n    os.kill(-1, signal.SIGSTOP)\nexcept ProcessLookupError:\n    pass", {"wrong_answer"}),
     "ignore_sigterm": ("import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(100)", {"timeout"}),
@@ -91,14 +91,15 @@ def test_hostile_program(sandbox, host_secrets, name):
     assert follow.passed, follow.tests[0]
 
 
+@pytest.mark.parametrize("backend", ["docker", "bwrap"])
 @pytest.mark.parametrize("attack", ["os.kill(-1, signal.SIGKILL)", "os.kill(-1, signal.SIGSTOP)",
                                     "os.kill(os.getppid(), signal.SIGKILL)"])
-def test_a_program_that_kills_or_stops_the_zygote_costs_the_next_one_nothing(attack):
-    """One warm container: the zygote that forks programs is killed or stopped by a program; the
-    next programs in the same container are graded normally and promptly (it is restarted)."""
+def test_a_program_that_kills_or_stops_the_zygote_costs_the_next_one_nothing(attack, backend):
+    """One warm container (or bubblewrap): the zygote that forks programs is killed or stopped by a
+    program; the next programs in the same sandbox are graded normally and promptly (it is restarted)."""
     from sandboxes import make_sandbox
 
-    with make_sandbox("docker", concurrency=1) as sb:
+    with make_sandbox(backend, concurrency=1) as sb:
         hostile = sb.run(Job(code=f"import os, signal\ntry:\n    {attack}\nexcept OSError:\n    pass\nprint(input())",
                              tests=[{"input": "1", "output": "1"}]))
         assert hostile.tests[0].status in ("pass", "wrong_answer", "runtime_error")

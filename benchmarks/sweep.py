@@ -1,0 +1,92 @@
+"""A 4-run sweep on the tiny model: one after another in the sweep's process (sweep.mode: local) vs
+flow runs of the pipeline deployment on a local process work pool with 2 workers (mode: deployment).
+
+    .venv/bin/python benchmarks/sweep.py --out /tmp/sweep.json [--steps 3]
+
+Everything in a temporary project directory with its own shared Prefect server (vpd server start);
+grid {"algorithm": ["grpo", "vpd"]} x seeds 0,1 (arithmetic task). Prints and writes the wall times
+and their ratio; the workers and the server are stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="vpd-sweep-"))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PREFECT_HOME": str(work / "prefect"),
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(work / "prefect" / "storage"),
+           "PREFECT_WORKER_QUERY_SECONDS": "2", "PATH": f"{BIN}:{os.environ['PATH']}"}
+    env.pop("PREFECT_API_URL", None)
+    from vpd_core.tiny import write_tiny_model
+
+    write_tiny_model(work / "tiny")
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw.update(run_dir=str(work / "run"), seed=0)
+    raw["model"]["path"] = str(work / "tiny")
+    raw["data"].update(source="arithmetic", num_problems=16)
+    raw["rollout"].update(max_new_tokens=16)
+    raw["train"].update(steps=args.steps, checkpoint_every=1)
+    raw["eval"].update(samples=2, max_new_tokens=8)
+    raw["diagnostics"]["every"] = 0
+    params = work / "params.yaml"
+    params.write_text(yaml.safe_dump(raw, sort_keys=False))
+
+    def vpd(*a):
+        r = subprocess.run([str(BIN / "vpd"), *a], cwd=REPO, env=env, capture_output=True, text=True, timeout=3600)
+        if r.returncode:
+            raise RuntimeError(r.stderr[-3000:])
+        return r.stdout
+
+    api = json.loads(vpd("server", "start"))["api"]
+    env["PREFECT_API_URL"] = api  # the workers, the deploy and both sweeps talk to this one server
+    subprocess.run([str(BIN / "prefect"), "work-pool", "create", "vpd-bench", "--type", "process"], env=env, check=True,
+                   capture_output=True)
+    deploy = ("from flows.vpd_flows import pipeline; pipeline.from_source(source='%s', "
+              "entrypoint='flows/vpd_flows.py:pipeline').deploy(name='vpd-pipeline', work_pool_name='vpd-bench', "
+              "print_next_steps=False)" % REPO)
+    subprocess.run([sys.executable, "-c", deploy], cwd=REPO, env=env, check=True, capture_output=True)
+    workers = [subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "vpd-bench", "--limit", "1"],
+                                cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+    out = {"runs": 4, "steps": args.steps, "cpus": os.cpu_count()}
+    try:
+        grid = json.dumps({"algorithm": ["grpo", "vpd"]})
+        for mode, extra in (("local", []), ("deployment", ["--set", "sweep.max_parallel=2"])):
+            t0 = time.perf_counter()
+            vpd("sweep", "--params", str(params), "--grid", grid, "--seeds", "0,1", "--set", f"sweep.mode={mode}",
+                "--set", f"run_dir={work / mode}", *extra)
+            out[f"{mode}_s"] = time.perf_counter() - t0
+            print(f"{mode}: {out[f'{mode}_s']:.1f} s", flush=True)
+        out["local_over_deployment"] = out["local_s"] / out["deployment_s"]
+    finally:
+        for w in workers:
+            w.terminate()
+            w.wait(timeout=60)
+        env.pop("PREFECT_API_URL")
+        vpd("server", "stop")
+    print(json.dumps(out, indent=2))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=2))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
