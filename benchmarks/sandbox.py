@@ -302,9 +302,14 @@ def main() -> None:
                          "parity corpus in lcb semantics without / with its time-out pairs")
     ap.add_argument("--samples", help="model-written programs: an evaluation's per-sample parquet (replaces --corpus)")
     ap.add_argument("--source", default="humaneval", help="the benchmark of --samples")
+    ap.add_argument("--limit", type=int, default=0, help="a seeded sample of N programs of the corpus (0 = all)")
     ap.add_argument("--out", required=True, help="JSON file for the results (kept out of the repository)")
     args = ap.parse_args()
     jobs = model_written(args.samples, args.source) if args.samples else CORPORA[args.corpus]()
+    if args.limit and args.limit < len(jobs):
+        import random
+
+        jobs = random.Random(0).sample(jobs, args.limit)
     n_tests = sum(len(j.tests) for j in jobs)
     import docker
 
@@ -331,7 +336,7 @@ def main() -> None:
             print(f"repeat {r} {way}: {elapsed:.2f} s ({len(jobs) / elapsed:.1f} programs/s)", file=sys.stderr)
     summary = {w: {"seconds_median": statistics.median(t), "programs_per_s": len(jobs) / statistics.median(t),
                    "tests_per_s": n_tests / statistics.median(t), "runs": t} for w, t in times.items()}
-    meta = {"corpus": args.samples or args.corpus, "programs": len(jobs), "tests": n_tests, "passing_programs": sum(expected or []), "workers": WORKERS,
+    meta = {"corpus": args.samples or args.corpus, "limit": args.limit, "programs": len(jobs), "tests": n_tests, "passing_programs": sum(expected or []), "workers": WORKERS,
             "cpus": os.cpu_count(), "repeats": args.repeats}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"meta": meta, "summary": summary}, indent=2))

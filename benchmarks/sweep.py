@@ -79,7 +79,12 @@ def main() -> None:
     finally:
         for w in workers:
             w.terminate()
-            w.wait(timeout=60)
+        for w in workers:  # a worker may be busy reporting (its API's SQLite under load): not forever
+            try:
+                w.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                w.kill()
+                w.wait()
         env.pop("PREFECT_API_URL")
         vpd("server", "stop")
     print(json.dumps(out, indent=2))
