@@ -321,3 +321,41 @@ def test_grade_text_for_mcq_and_math():
     assert grade_text(m, f"\\boxed{{{m.answer}}}") == (1.0, "")
     r, fb = grade_text(m, "no idea")
     assert r == 0.0 and "\\boxed{}" in fb and m.answer not in fb
+
+
+@pytest.mark.parametrize("name", ["livecodebench", "sciknoweval", "math500", "minicode", "humaneval", "arithmetic"])
+def test_registry_round_trip(name):
+    """Each registry entry: its split loads through the loop, problems survive the prepared-split
+    round trip (to_dict / from_dict, as `vpd prepare` writes them), its summary and grading agree."""
+    from vpd_core.config import PromptTemplates, load_params
+    from vpd_core.data.registry import benchmark, inspect_summary, names
+    from vpd_core.data.schema import Problem, iter_records
+    from vpd_core.loop import load_problems
+
+    assert name in names()
+    entry = benchmark(name)
+    assert set(entry.templates) <= set(PromptTemplates.model_fields)
+    problems = load_problems(load_params(None, [f"data.source={name}"]), "test")
+    assert problems and all(p.source == name for p in problems)
+    assert [Problem.from_dict(json.loads(json.dumps(p.to_dict()))) for p in problems] == problems
+    if entry.grading == "sandbox":
+        assert {t["testtype"] for p in problems for t in p.tests} <= set(entry.test_kinds)
+    else:
+        assert all(entry.grade_text(p, "")[0] == 0.0 for p in problems[:3])  # an empty answer never scores
+    if name != "arithmetic":  # generated: no file to read
+        summary = inspect_summary(name, read_source(name, embedded_path(name, "test")))
+        assert summary["records"] == len(problems) and summary["skipped"] == 0
+        _, first = next(iter_records(embedded_path(name, "test")))  # .jsonl or HumanEval's .jsonl.gz
+        assert entry.parse(first).id == problems[0].id  # what `vpd sandbox check --problem` parses
+
+
+def test_gzip_inputs_are_read_and_a_damaged_one_is_named(tmp_path):
+    import gzip
+
+    good = tmp_path / "math.jsonl.gz"
+    good.write_bytes(gzip.compress(b'{"problem": "1+1?", "answer": "2"}\n'))
+    assert read_source("math500", good).problems[0].answer == "2"
+    bad = tmp_path / "bad.jsonl.gz"
+    bad.write_bytes(b"this is not gzip")
+    with pytest.raises(DataError, match=r"bad.jsonl.gz: not a readable gzip file"):
+        read_source("humaneval", bad)
