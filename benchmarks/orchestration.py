@@ -33,7 +33,9 @@ def tiny_params(work: Path, steps: int, run_dir: str) -> Path:
     model = work / "tiny"
     if not model.exists():
         write_tiny_model(model)
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    from vpd_core.config import read_params_file
+
+    raw = read_params_file(REPO / "params.yaml")  # with prompts.yaml merged in: one self-contained file
     raw.update(run_dir=run_dir, seed=3)
     raw["model"]["path"] = str(model)
     raw["data"].update(source="arithmetic", num_problems=16)

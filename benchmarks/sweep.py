@@ -39,7 +39,9 @@ def main() -> None:
     from vpd_core.tiny import write_tiny_model
 
     write_tiny_model(work / "tiny")
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    from vpd_core.config import read_params_file
+
+    raw = read_params_file(REPO / "params.yaml")  # with prompts.yaml merged in: one self-contained file
     raw.update(run_dir=str(work / "run"), seed=0)
     raw["model"]["path"] = str(work / "tiny")
     raw["data"].update(source="arithmetic", num_problems=16)
