@@ -137,7 +137,7 @@ def trl_step_fn(model, tok, samples, contexts, args):
         output_dir=str(Path(args.workdir) / "trl"), report_to=[], use_cpu=True, bf16=False,
         distillation_mode="topk_logits", distillation_topk=20, distillation_alpha=1.0,
         distillation_add_tail=True, distillation_is_clip=2.0, teacher_model_kind="live", max_grad_norm=1.0, learning_rate=1e-5,
-        per_device_train_batch_size=args.batch, num_generations=4, max_completion_length=args.resp_len,
+        per_device_train_batch_size=args.batch, num_generations=min(4, args.batch), max_completion_length=args.resp_len,
     )
     data = Dataset.from_list([{"prompt": s.messages} for s in samples])
     trainer = SDPOTrainer(model=model, reward_funcs=[lambda completions, **kw: [0.0] * len(completions)],
