@@ -119,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = data_sub.add_parser("inspect", help="read a benchmark file; print one JSON summary")
     inspect.add_argument("file", help="a JSONL/JSON file (or a directory of LiveCodeBench shards), or 'embedded': "
                          "the set the tool ships or installs")
-    inspect.add_argument("--source", required=True, choices=[n for n in names() if n != "arithmetic"])
+    inspect.add_argument("--source", required=True, choices=[n for n in names() if n != "arithmetic"],
+                         help="; ".join(b.description for n, b in registry().items() if n != "arithmetic"))
     inspect.add_argument("--split", choices=["test", "train"], default="test", help="of the embedded set (default test)")
     inspect.add_argument("--on-error", choices=["strict", "skip"], default="strict",
                          help="strict: a malformed record is an error (exit 2); skip: count and list it")
