@@ -23,6 +23,7 @@ from vpd_core.checkpoint import export_final, latest_checkpoint
 from vpd_core.config import DEFAULT_GRID, RunSettings
 from vpd_core.report import data_uri, inline_figure, stage, write_report
 from vpd_core.fileio import read_jsonl, write_text_atomic
+from vpd_core.publish import mirror_url, publish, publish_run
 
 from tasks.common import params_from, with_settings
 from tasks.steps import TASK_PHASES, evaluate_checkpoint, fetch_model, prepare_split, train_distributed
@@ -75,6 +76,7 @@ def _train_summary(params) -> str:
     returns its latest checkpoint."""
     run_dir = Path(params.run_dir)
     export_final(run_dir)
+    publish_run(params, get_run_logger().info)
     rows = [{k: round(r.get(k, float("nan")), 4) for k in ["train/step", *KEY_METRICS]}
             for r in read_jsonl(run_dir / "metrics.jsonl")]
     create_table_artifact(key="train-metrics", table=rows, description=f"{params.run_dir}: metrics per step")
@@ -142,7 +144,8 @@ def pipeline(params_path: str = "params.yaml", overrides: list[str] | None = Non
                           after["samples"] // max(after["problems"], 1), out, Path(out).with_suffix(".html"))
     from vpd_core import compare
 
-    return {"report": out, **compare.run_record(run_dir)}
+    published = mirror_url(params.run_root, run_dir) if params.run_root else None
+    return {"report": out, "published": published, **compare.run_record(run_dir)}
 
 
 def sweep_root(run_dir: str, dated: bool) -> str:
@@ -223,6 +226,10 @@ def sweep(params_path: str = "params.yaml", overrides: list[str] | None = None,
                           description=f"grid {grid}, seeds {seeds}: mean and 95% CI half-width over seeds")
     create_markdown_artifact(key="sweep-report", markdown=sweep_report(grid, seeds, files, params_path, overrides),
                              description=str(out_dir))
+    if base.run_root:  # beside the runs' own mirrors, which each run publishes itself
+        url = mirror_url(base.run_root, out_dir)
+        publish(out_dir, url, recursive=False)
+        log.info("sweep comparison published to %s", url)
     log.info("sweep comparison:\n%s", files["table_md"].read_text())
     return table
 

@@ -298,7 +298,8 @@ def test_train_flow_runs_two_processes_under_torchrun(prefect_backend, tiny_para
 def test_sweep_fans_out_to_a_work_pool_with_two_workers(prefect_backend, tiny_params):
     """sweep.mode: deployment — every (point, seed) a flow run of the pipeline deployment on a local
     process work pool; two workers run them at the same time; the parent's table is built from
-    what the runs returned; a run that fails is a row marked failed."""
+    what the runs returned; every run and the comparison are mirrored to run_root; a run that
+    fails is a row marked failed."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.settings import PREFECT_API_URL
@@ -315,13 +316,21 @@ def test_sweep_fans_out_to_a_work_pool_with_two_workers(prefect_backend, tiny_pa
                                 cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                for _ in range(2)]
     try:
-        common = ["train.steps=1", "sweep.mode=deployment", "sweep.max_parallel=2"]
+        shared = tiny_params.parent / "shared"
+        common = ["train.steps=1", "sweep.mode=deployment", "sweep.max_parallel=2", f"run_root=file://{shared}"]
         rows = vpd_flows.sweep(str(tiny_params), common, grid={"algorithm": ["grpo", "vpd"]}, seeds=[3])
         assert {r["algorithm"]: (r["seeds"], r["failed"]) for r in rows} == {"grpo": (1, 0), "vpd": (1, 0)}
         runs = json.loads((tiny_params.parent / "run" / "sweep" / "runs.json").read_text())
         assert all(r["metrics"] and r["solved"]["final"] for r in runs)  # carried in the results
+        mirror = shared / Path(*(tiny_params.parent / "run" / "sweep").parts[1:])
+        for r in runs:
+            assert r["published"] == f"file://{shared}/{r['run_dir'].lstrip('/')}"
+            child = shared / r["run_dir"].lstrip("/")
+            assert (child / "report" / "report.html").is_file() and (child / "checkpoints" / "latest").is_file()
+        assert json.loads((mirror / "runs.json").read_text()) == runs and (mirror / "comparison.md").is_file()
         with get_client(sync_client=True) as client:
-            children = [fr for fr in client.read_flow_runs() if fr.name in {r["flow_run"] for r in runs}]
+            children = [fr for fr in client.read_flow_runs()  # (the local sweeps of other tests share names)
+                        if fr.name in {r["flow_run"] for r in runs} and fr.deployment_id is not None]
         assert len(children) == 2 and all(fr.state.is_completed() for fr in children)
         assert max(fr.start_time for fr in children) < min(fr.end_time for fr in children)  # they overlapped
 

@@ -318,6 +318,9 @@ class Params(_Section):
     seed: int = Field(0, ge=0, lt=2**32, description="numpy and vLLM seeds are 32-bit")
     algorithm: Literal["vpd", "sdpo", "grpo", "hybrid"] = "vpd"
     run_dir: str = "runs/default"
+    # a shared results location every run mirrors its run_dir to (vpd_core/publish.py): several
+    # machines' runs in one place, and a run resumes on a machine that lacks its directory
+    run_root: str | None = Field(None, description="local path or fsspec URL (s3://, gs://, ssh://, ...); null = off")
     model: ModelParams = ModelParams()
     data: DataParams = DataParams()
     prompts: PromptTemplates = PromptTemplates()
@@ -430,7 +433,7 @@ DEFAULT_GRID: dict[str, list] = {"algorithm": ["grpo", "sdpo", "vpd"]}
 # What may change when a run directory is resumed: how long and how often, where and how fast,
 # and what is measured alongside. Anything else (the algorithm, the data, a learning rate, a
 # template) would continue one experiment's checkpoint as another's.
-RESUMABLE = ("run_dir", "train.steps", "train.checkpoint_every", "train.keep_checkpoints", "train.micro_batch_size",
+RESUMABLE = ("run_dir", "run_root", "train.steps", "train.checkpoint_every", "train.keep_checkpoints", "train.micro_batch_size",
              "train.logit_chunk", "model.gradient_checkpointing", "train.distributed", "model.device",
              "model.cache_dir", "sandbox.concurrency", "sandbox.docker_hosts", "rollout.batch_size", "rollout.backend",
              "rollout.vllm", "eval", "diagnostics", "sweep")

@@ -32,6 +32,7 @@ from .distributed import SINGLE, Dist
 from .fileio import read_jsonl, write_jsonl_atomic, write_text_atomic
 from .data.evaluation import write_results
 from .models import ModelError, load_model, load_tokenizer, resolve_model_path
+from .publish import fetch_run, publish_run
 from .rollout import check_fits_model, make_engine
 from .sampling import SamplingParams
 from .sequences import Rollout, Sample, chat_prompt_ids
@@ -212,6 +213,7 @@ def evaluate_checkpoint(params: Params, checkpoint: str = "latest", progress: Ca
     cache = base_eval_cache(params) if checkpoint == "base" else None
     if cache is not None and (cache / "metrics.json").exists():
         shutil.copytree(cache, out, dirs_exist_ok=True)
+        publish_run(params)
         return {"metrics": json.loads((out / "metrics.json").read_text()), "tables": None, "reused": str(cache)}
     if checkpoint == "base":
         model_dir = resolve_model_path(params.model.path, params.model.cache_dir)
@@ -241,6 +243,7 @@ def evaluate_checkpoint(params: Params, checkpoint: str = "latest", progress: Ca
         tmp = cache.with_name(cache.name + f".tmp-{os.getpid()}")
         shutil.copytree(out, tmp, dirs_exist_ok=True)
         tmp.replace(cache) if not cache.exists() else shutil.rmtree(tmp)
+    publish_run(params)
     return {"metrics": metrics, "tables": tables, "reused": None}
 
 
@@ -285,6 +288,9 @@ class Run:
         self.model.train()
         check_fits_model(params, self.model)
         self.trainer = Trainer(self.model, self.tok, params, dist)
+        if dist.is_main:
+            fetch_run(params, log)  # a run moving to this machine resumes from the shared location
+        dist.barrier()
         claim_run_dir(params, self.run_dir, write=dist.is_main)  # every rank refuses together
         if dist.is_main:
             recover(self.ckpt_dir, log)
@@ -357,7 +363,10 @@ class Run:
             write_plots(self.run_dir, self.rows)
         p = self.params
         if self.trainer.step % p.train.checkpoint_every == 0 or self.trainer.step == p.train.steps:
-            return save_checkpoint(self.trainer, self.ckpt_dir, keep=p.train.keep_checkpoints)
+            ckpt = save_checkpoint(self.trainer, self.ckpt_dir, keep=p.train.keep_checkpoints)
+            if self.dist.is_main:
+                publish_run(p)
+            return ckpt
         return None
 
     def step(self, problems: list[Problem], grade: Grader, phases: "Phases | None" = None) -> dict[str, float]:
@@ -419,6 +428,7 @@ def run_training(params: Params, grade: Grader = text_grader, log: Callable[[str
         log(format_metrics(run.step(problems, grade)))
     if dist.is_main:
         export_final(run.run_dir)
+        publish_run(params, log)
     return run.run_dir
 
 

@@ -23,6 +23,7 @@ from .config import Params, changed_keys
 from .fileio import atomic_output, read_jsonl, write_text_atomic
 from .loop import lookup, plot_rows
 from .memory import peak_rss_mb, reset_peak_rss
+from .publish import publish_run
 
 STAGES = "stages.json"
 
@@ -215,6 +216,7 @@ def write_report(run_dir: str | Path, params: Params) -> dict[str, Path]:
     body = markdown.markdown(text.replace("(learning_curves.png)", f"({data_uri(png)})"),
                              extensions=["tables", "fenced_code"])
     write_text_atomic(files["html"], HTML.format(title=f"Run report: {run_dir.name}", body=body))
+    publish_run(params)
     return files
 
 
