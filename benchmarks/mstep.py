@@ -131,8 +131,6 @@ def trl_step_fn(model, tok, samples, contexts, args):
     from datasets import Dataset
     from trl.experimental.sdpo import SDPOConfig, SDPOTrainer
 
-    from vpd_core.sequences import pack
-
     config = SDPOConfig(
         output_dir=str(Path(args.workdir) / "trl"), report_to=[], use_cpu=True, bf16=False,
         distillation_mode="topk_logits", distillation_topk=20, distillation_alpha=1.0,
@@ -142,13 +140,13 @@ def trl_step_fn(model, tok, samples, contexts, args):
     data = Dataset.from_list([{"prompt": s.messages} for s in samples])
     trainer = SDPOTrainer(model=model, reward_funcs=[lambda completions, **kw: [0.0] * len(completions)],
                           args=config, train_dataset=data, processing_class=tok)
-    student = pack([s.rollout.prompt_ids for s in samples], [s.rollout.response_ids for s in samples], tok.pad_token_id)
-    teacher = pack([c.prompt_ids for c in contexts], [s.rollout.response_ids for s in samples], tok.pad_token_id)
-    P = student.prompt_len
+    responses = [s.rollout.response_ids for s in samples]
+    s_ids, s_mask, P = trl_layout([s.rollout.prompt_ids for s in samples], responses, tok.pad_token_id)
+    t_ids, t_mask, _ = trl_layout([c.prompt_ids for c in contexts], responses, tok.pad_token_id)
     inputs = {
-        "prompt_ids": student.input_ids[:, :P], "prompt_mask": student.attention_mask[:, :P],
-        "completion_ids": student.response_ids, "completion_mask": student.response_mask.long(),
-        "teacher_input_ids": teacher.input_ids, "teacher_attention_mask": teacher.attention_mask,
+        "prompt_ids": s_ids[:, :P], "prompt_mask": s_mask[:, :P],
+        "completion_ids": s_ids[:, P:], "completion_mask": s_mask[:, P:],
+        "teacher_input_ids": t_ids, "teacher_attention_mask": t_mask,
         "self_distillation_mask": torch.tensor([float(c.active) for c in contexts]),
         "old_per_token_logps": torch.tensor([s.rollout.sampler_logps for s in samples]),
     }
@@ -168,6 +166,19 @@ def trl_step_fn(model, tok, samples, contexts, args):
     return step
 
 
+def trl_layout(prompts, responses, pad_id):
+    """TRL's batch layout: prompts left-padded to P, completions right-padded. -> ids, mask [B, P+T], P"""
+    import torch
+
+    P, T = max(map(len, prompts)), max(map(len, responses))
+    ids = torch.full((len(prompts), P + T), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, (p, r) in enumerate(zip(prompts, responses)):
+        ids[i, P - len(p) : P + len(r)] = torch.tensor(list(p) + list(r))
+        mask[i, P - len(p) : P + len(r)] = 1
+    return ids, mask, P
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--impls", default="ours,trl")
@@ -181,6 +192,9 @@ def main() -> None:
     ap.add_argument("--tiny", action="store_true", help="smoke mode: tiny random model")
     ap.add_argument("--out", required=True, help="JSON file for the results (kept out of the repository)")
     ap.add_argument("--workdir", default="/tmp/vpd-bench")
+    ap.add_argument("--memory-limit-gib", type=float, default=None,
+                    help="address-space limit per implementation process: one that needs more fails with an "
+                         "allocation error and is reported as such, instead of the machine swapping or the OOM killer")
     ap.add_argument("--impl", help=argparse.SUPPRESS)  # child mode
     args = ap.parse_args()
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
@@ -188,16 +202,30 @@ def main() -> None:
         print(json.dumps(run_one(args)))
         return
 
+    def limit():
+        if args.memory_limit_gib:
+            import resource
+
+            cap = int(args.memory_limit_gib * 2**30)
+            resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
     results: dict[str, list[dict]] = {}
+    failed: dict[str, str] = {}
     for r in range(args.repeats):
         for impl in args.impls.split(","):
             argv = sys.argv[1:]
             child = [a for i, a in enumerate(argv) if not a.startswith("--impls") and not (i and argv[i - 1] == "--impls")]
             cmd = [sys.executable, __file__, "--impl", impl, *child]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if impl in failed:
+                continue
+            proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=limit)
             if proc.returncode != 0:
+                tail = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
                 print(f"{impl} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
-                sys.exit(1)
+                if not any(s in proc.stderr for s in ("MemoryError", "DefaultCPUAllocator", "out of memory")):
+                    sys.exit(1)
+                failed[impl] = tail  # out of memory under the limit: a result, reported
+                continue
             row = json.loads(proc.stdout.strip().splitlines()[-1])
             results.setdefault(impl, []).append(row)
             print(f"repeat {r} {impl}: {row['tokens_per_s']:.1f} tok/s, peak RSS {row['peak_rss_mib']:.0f} MiB",
@@ -216,9 +244,10 @@ def main() -> None:
             "runs": rows,
         }
     meta = {"batch": args.batch, "resp_len": args.resp_len, "chunk": args.chunk, "threads": args.threads,
-            "model": "tiny" if args.tiny else "SmolLM2-135M-Instruct", "repeats": args.repeats, "iters": args.iters}
+            "model": "tiny" if args.tiny else "SmolLM2-135M-Instruct", "repeats": args.repeats, "iters": args.iters,
+            "memory_limit_gib": args.memory_limit_gib}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"meta": meta, "summary": summary}, indent=2))
+    Path(args.out).write_text(json.dumps({"meta": meta, "summary": summary, "failed": failed}, indent=2))
     print(f"\n{meta}\n")
     print("| impl | tokens/s (median) | s/step | peak RSS MiB | over loaded model MiB | of it static (grads, AdamW) "
           "| of it activations | loss |")
@@ -227,6 +256,8 @@ def main() -> None:
         print(f"| {impl} | {s['tokens_per_s_median']:.1f} | {s['seconds_median']:.2f} | {s['peak_rss_mib_median']:.0f} "
               f"| {s['peak_over_loaded_mib_median']:.0f} | {s['static_mib']:.0f} | {s['activations_mib_median']:.0f} "
               f"| {s['loss']:.8f} |")
+    for impl, why in failed.items():
+        print(f"| {impl} | failed: {why[:120]} | | | | | | |")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,9 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def tiny_params(work: Path, steps: int, run_dir: str) -> Path:
+def tiny_params(work: Path, steps: int, run_dir: str, merged: bool = True) -> Path:
+    """The repository's params on the tiny model; merged: with prompts.yaml's templates inside (a
+    file that stands alone), else naming prompts.yaml as the repository's own does (for DVC)."""
     from vpd_core.tiny import write_tiny_model
 
     model = work / "tiny"
@@ -35,7 +37,7 @@ def tiny_params(work: Path, steps: int, run_dir: str) -> Path:
         write_tiny_model(model)
     from vpd_core.config import read_params_file
 
-    raw = read_params_file(REPO / "params.yaml")  # with prompts.yaml merged in: one self-contained file
+    raw = read_params_file(REPO / "params.yaml") if merged else yaml.safe_load((REPO / "params.yaml").read_text())
     raw.update(run_dir=run_dir, seed=3)
     raw["model"]["path"] = str(model)
     raw["data"].update(source="arithmetic", num_problems=16)
@@ -103,14 +105,19 @@ def main() -> None:
     repo.mkdir()
     for d in ("vpd_core", "sandboxes", "tasks", "flows", "data/embedded"):
         shutil.copytree(REPO / d, repo / d, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO / "dvc.yaml", repo)
-    raw = yaml.safe_load(plain.read_text())
-    raw["run_dir"] = "run"
-    raw["train"]["steps"] = 2
-    (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    for f in ("dvc.yaml", "prompts.yaml"):  # dvc.yaml names prompts.yaml as a dependency
+        shutil.copy(REPO / f, repo)
+    shutil.copy(tiny_params(work, 2, "run", merged=False), repo / "params.yaml")
     genv = {**env, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
-    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "x"], ["dvc", "repro"]):
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"]):
         subprocess.run(cmd, cwd=repo, env=genv, check=True, capture_output=True)
+    shutil.copy(REPO / ".dvc" / "config", repo / ".dvc" / "config")  # as a clone has it
+    shutil.copytree(REPO / ".dvc" / "plots", repo / ".dvc" / "plots")
+    (repo / ".gitignore").write_text("/run/\n/.dvc-remote/\n")
+    for cmd in (["git", "add", "-A"], ["git", "commit", "-qm", "x"], ["dvc", "repro"]):
+        r = subprocess.run(cmd, cwd=repo, env=genv, capture_output=True, text=True)
+        if r.returncode:  # name the command and what it said, not just an exit status
+            raise RuntimeError(f"{' '.join(cmd)} in {repo}: exit {r.returncode}\n{r.stdout[-2000:]}{r.stderr[-2000:]}")
     # a forced full repro (every stage a process), with the temporary server per stage and the shared
     # one (started by the first stage: a cold start is included)
     for name, extra in (("temporary", {"VPD_SHARED_PREFECT": "0"}), ("shared", {})):

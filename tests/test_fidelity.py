@@ -14,7 +14,7 @@ from vpd_core.sequences import Rollout, Sample, chat_prompt_ids, pack, pad_right
 from vpd_core.teacher import ContextError, build_teacher_contexts, select_siblings
 from vpd_core.trainer import Trainer
 
-from test_trainer import flat_params, params, synthetic_batch
+from test_trainer import flat_params, params, synthetic_batch, unpadded_response_logits
 
 # ----------------------------------------------------------------------------- 1. self-critique
 
@@ -246,11 +246,7 @@ def _ragged_batch(tok):
 
 
 def _full_logits(model, prompts, responses, pad_id):
-    packed = pack(prompts, responses, pad_id)
-    P, T = packed.prompt_len, packed.response_len
-    logits = model(input_ids=packed.input_ids, attention_mask=packed.attention_mask,
-                   position_ids=packed.position_ids).logits[:, P - 1 : P - 1 + T]
-    return packed, logits
+    return pack(prompts, responses, pad_id), unpadded_response_logits(model, prompts, responses)
 
 
 @pytest.mark.parametrize("agg", ["trl", "verl"])

@@ -18,13 +18,18 @@ def naive_logps(model, prompt, response):
 
 
 def test_pack_layout():
+    """prompt + response from column 0, padding only at the end (causal attention needs no mask)."""
     p = pack(PROMPTS, RESPONSES, pad_id=0)
-    P, T = 8, 7
-    assert p.prompt_len == P and p.response_len == T
-    assert p.input_ids[1, P - 3 : P].tolist() == [1, 50, 51] and p.attention_mask[1, : P - 3].sum() == 0
+    assert p.input_ids.shape == (3, 10) and p.response_len == 7
+    assert p.input_ids[1].tolist() == [1, 50, 51, 80, 81, 82, 83, 84, 85, 2]
+    assert p.input_ids[2].tolist() == [1, 60, 61, 62, 63, 64, 65, 66, 90, 0]
+    assert p.attention_mask.sum(-1).tolist() == [10, 10, 9]
+    assert p.response_start.tolist() == [7, 3, 8]
     assert p.response_ids[0].tolist() == [70, 71, 72, 0, 0, 0, 0]
     assert p.response_mask.sum(-1).tolist() == [3.0, 7.0, 1.0]
-    assert p.position_ids[1, P - 3 : P + 7].tolist() == list(range(10))  # counted from the first real token
+    cols = p.predicting_columns()
+    assert cols[0, :3].tolist() == [6, 7, 8] and cols[2, 0].item() == 7 and cols.max().item() == 9  # clamped
+    assert p.at_response(p.input_ids[..., None] * 1.0)[1, :, 0].tolist() == [51, 80, 81, 82, 83, 84, 85]
 
 
 @pytest.mark.parametrize("chunk", [256, 2, 1])

@@ -10,6 +10,17 @@ from vpd_core.rollout import HFRolloutEngine, SamplingParams
 from vpd_core.sequences import Rollout, Sample, chat_prompt_ids
 from vpd_core.trainer import Trainer
 
+
+def unpadded_response_logits(model, prompts: list[list[int]], responses: list[list[int]]) -> torch.Tensor:
+    """Reference logits that predict each response token, one unpadded sequence at a time (no
+    packing, no mask): [B, T, V], zero past a row's response."""
+    T = max(1, max(len(r) for r in responses))
+    rows = []
+    for p, r in zip(prompts, responses):
+        logits = model(input_ids=torch.tensor([list(p) + list(r)])).logits[0, len(p) - 1 : len(p) - 1 + len(r)]
+        rows.append(torch.nn.functional.pad(logits, (0, 0, 0, T - len(r))))
+    return torch.stack(rows)
+
 QUESTIONS = ["What is 2 + 3?", "What is 4 + 4?"]
 
 
@@ -221,10 +232,11 @@ def test_m_step_update_equals_pure_distillation_loss(tiny_dir, tok, chunk, agg):
     mb = load_model(tiny_dir)
     stu = pack([s.rollout.prompt_ids for s in batch], [s.rollout.response_ids for s in batch], tok.pad_token_id)
     tea = pack([c.prompt_ids for c in ctx], [s.rollout.response_ids for s in batch], tok.pad_token_id)
-    P, Pt, T = stu.prompt_len, tea.prompt_len, stu.response_len
-    s_logits = mb(input_ids=stu.input_ids, attention_mask=stu.attention_mask, position_ids=stu.position_ids).logits[:, P - 1 : P - 1 + T]
+    T = stu.response_len
+    responses = [s.rollout.response_ids for s in batch]
+    s_logits = unpadded_response_logits(mb, [s.rollout.prompt_ids for s in batch], responses)
     with torch.no_grad():
-        t_logits = mb(input_ids=tea.input_ids, attention_mask=tea.attention_mask, position_ids=tea.position_ids).logits[:, Pt - 1 : Pt - 1 + T]
+        t_logits = unpadded_response_logits(mb, [c.prompt_ids for c in ctx], responses)
     mask = stu.response_mask * torch.tensor([float(c.active) for c in ctx])[:, None]
     w = importance_weights(gather_logps(s_logits, stu.response_ids), pad_right([s.rollout.sampler_logps for s in batch], T), 2.0)
     loss, _ = distillation_loss(s_logits, t_logits, mask, topk=7, alpha=1.0, is_weights=w, loss_agg=agg)
@@ -246,7 +258,7 @@ def test_bf16_autocast_runs_decoder_in_bf16_and_keeps_weights_and_head_fp32(tiny
     runs = {}
     for mp in ("fp32", "bf16"):
         m = load_model(tiny_dir)
-        hook = m.model.layers[0].mlp.down_proj.register_forward_hook(lambda mod, i, o: seen.append((mp, o.dtype)))
+        hook = m.model.layers[0].mlp.register_forward_hook(lambda mod, i, o: seen.append((mp, o.dtype)))  # (the fused MLP computes down_proj itself)
         tr = Trainer(m, tok, params(train={"mixed_precision": mp}))
         runs[mp] = tr.train_step(synthetic_batch(tok))
         hook.remove()

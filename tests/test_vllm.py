@@ -16,6 +16,8 @@ from vpd_core.logprobs import token_logprobs
 from vpd_core.models import load_model, stop_token_ids
 from vpd_core.rollout import HFRolloutEngine, SamplingParams, make_engine
 from vpd_core.sequences import Sample, chat_prompt_ids, pack
+
+from test_trainer import unpadded_response_logits
 from vpd_core.trainer import Trainer
 
 pytestmark = pytest.mark.vllm
@@ -107,10 +109,8 @@ def test_sampler_logps_are_the_processed_distribution(engine, model, tok):
         out = engine.generate(ps, 2, SamplingParams(temperature=temperature, top_p=top_p, max_new_tokens=16, seed=5))
         packed = pack([r.prompt_ids for r in out], [r.response_ids for r in out], tok.pad_token_id, torch.device("cpu"))
         with torch.no_grad():
-            out_logits = model(input_ids=packed.input_ids, attention_mask=packed.attention_mask,
-                               position_ids=packed.position_ids).logits
-        P = packed.prompt_len
-        logits = out_logits[:, P - 1 : P - 1 + packed.response_len].float() / temperature  # [B, T, V]
+            logits = unpadded_response_logits(model, [r.prompt_ids for r in out],
+                                              [r.response_ids for r in out]).float() / temperature  # [B, T, V]
         probs = logits.softmax(-1)
         # top-p: keep the smallest prefix of the sorted distribution whose mass reaches top_p
         sorted_p, order = probs.sort(-1, descending=True)

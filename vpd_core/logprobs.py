@@ -20,15 +20,10 @@ def response_hidden(model, packed: Packed) -> torch.Tensor:
     """Final hidden states at the positions that predict response tokens. -> [B, T, H]"""
     # An FSDP-sharded model runs its decoder through the root's hooks (vpd_core.distributed.shard).
     decoder = getattr(model, "decoder_forward", None) or model.get_decoder()
-    out = decoder(
-        input_ids=packed.input_ids,
-        attention_mask=packed.attention_mask,
-        position_ids=packed.position_ids,
-        use_cache=False,
-    )
-    h = out.last_hidden_state  # [B, P+T, H]
-    P, T = packed.prompt_len, packed.response_len
-    return h[:, P - 1 : P - 1 + T]
+    # no mask, default positions: rows are padded at the end only (vpd_core.sequences), so causal
+    # attention is exact for every real token
+    out = decoder(input_ids=packed.input_ids, use_cache=False)
+    return packed.at_response(out.last_hidden_state)  # [B, L, H] -> [B, T, H]
 
 
 def lm_head(model) -> torch.nn.Module:

@@ -20,6 +20,7 @@ import torch
 
 from .config import Params
 from .distributed import SINGLE, Dist, reshard, shard
+from .fused import fuse
 from .logprobs import entropy_from_logits, gather_logps, head_logits, lm_head, response_hidden, token_logprobs
 from .losses import (
     bco_loss,
@@ -104,6 +105,8 @@ class Trainer:
         self.ema = self._frozen_copy() if params.algorithm == "sdpo" and params.sdpo.teacher == "ema" else None
         if params.model.gradient_checkpointing is True:
             set_checkpointing(model, True)
+        if params.model.fused_layers:  # the trained model only: the frozen copies keep nothing for backward
+            fuse(model)
         if dist.world > 1:  # after copying and checkpointing, before the optimizer sees the parameters
             for m in (model, self.initial, self.ema):
                 if m is not None:
