@@ -12,7 +12,8 @@ Ways (all with 2-way concurrency on this 2-core machine, interleaved, median of 
                    `bwrap-cold`: one bubblewrap per program (warm=False)
 - python-per-test: (a) one fresh `python3` per test, no isolation (LiveCodeBench's grader
                    spawns a process per generation; per test is the issue's baseline)
-- docker-run:      (b) one `docker run --rm` per program (the same image and supervisor)
+- docker-run:      (b) one `docker run --rm` per program (the same image and supervisor);
+                   `docker-run@4`: 4 at a time
 - floor:           spawning a bare `python3 -c pass` once per program
 - reference:       LiveCodeBench's process model (a Manager and a forked process per program, tests
                    in-process under SIGALRM, no isolation), emulated: `reference_style`
@@ -264,7 +265,7 @@ def python_per_test(jobs: list[Job]) -> list[bool]:
         return list(pool.map(one, jobs))
 
 
-def docker_run_per_program(jobs: list[Job], image: str) -> list[bool]:
+def docker_run_per_program(jobs: list[Job], image: str, workers: int = WORKERS) -> list[bool]:
     """(b) a fresh locked-down container per program, same supervisor in --once mode."""
     base = ["docker", "run", "--rm", "-i", "--network", "none", "--read-only", "--tmpfs", "/tmp:size=64m",
             "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", "1000:1000", "--memory", "1g",
@@ -275,7 +276,7 @@ def docker_run_per_program(jobs: list[Job], image: str) -> list[bool]:
         line = next(x for x in p.stdout.splitlines() if x.startswith("RESULT "))
         return all(t["status"] == "pass" for t in json.loads(line[7:])["tests"])
 
-    with ThreadPoolExecutor(WORKERS) as pool:
+    with ThreadPoolExecutor(workers) as pool:
         return list(pool.map(one, jobs))
 
 
@@ -325,9 +326,11 @@ def main() -> None:
                 backend, _, conc = way.partition("@")
                 passed = run_sandbox(backend, jobs, int(conc or WORKERS))
                 elapsed = run_sandbox.elapsed  # pool start-up excluded: it happens once per training run
+            elif way.split("@")[0] == "docker-run":  # docker-run@4: 4 `docker run`s at a time
+                passed = docker_run_per_program(jobs, image, int(way.partition("@")[2] or WORKERS))
+                elapsed = time.perf_counter() - t0
             else:
-                passed = {"python-per-test": python_per_test, "floor": floor, "reference": reference_style,
-                          "docker-run": lambda js: docker_run_per_program(js, image)}[way](jobs)
+                passed = {"python-per-test": python_per_test, "floor": floor, "reference": reference_style}[way](jobs)
                 elapsed = time.perf_counter() - t0
             if way != "floor":
                 expected = expected or passed
