@@ -62,20 +62,66 @@ def step_times(run_dir: Path) -> list[float]:
     return [json.loads(x)["time/step"] for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+def python_import(module: str, env) -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", f"import {module}"], cwd=REPO, env=env, check=True, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def fixed_costs(plain: Path, env: dict, repeats: int) -> dict:
+    """2. The fixed cost of a flow process: `vpd prepare` (a one-task flow, ms of work) with Prefect's
+    temporary server per process (VPD_SHARED_PREFECT=0, the old behaviour) and with the project's
+    shared server (warm), against two floors: the CLI's (`vpd params`: interpreter, config) and the
+    same imports without Prefect (`import vpd_core.loop`: torch, transformers, pandas). Interleaved."""
+    floor, temporary = [], []
+    for _ in range(repeats):
+        floor.append(vpd("params", "--params", str(plain), env=env))
+        temporary.append(vpd("prepare", "--params", str(plain), env={**env, "VPD_SHARED_PREFECT": "0"}))
+    vpd("server", "stop", env=env)
+    first = vpd("prepare", "--params", str(plain), env=env)  # starts the shared server
+    shared, core, flows = [], [], []
+    for _ in range(repeats):
+        core.append(python_import("vpd_core.loop", env))
+        flows.append(python_import("flows.vpd_flows", env))
+        shared.append(vpd("prepare", "--params", str(plain), env=env))
+    med = statistics.median
+    return {
+        "cli_floor_s_median": med(floor), "import_core_s_median": med(core), "import_flows_s_median": med(flows),
+        "prepare_temporary_server_s_median": med(temporary), "prepare_shared_server_first_s": first,
+        "prepare_shared_server_s_median": med(shared), "prepare_shared_server_s_runs": shared,
+        "import_core_s_runs": core,
+        "fixed_cost_per_process_temporary_s": med(temporary) - med(floor),
+        "fixed_cost_per_process_shared_s": med(shared) - med(floor),
+        # what Prefect adds to a stage that imports the core anyway: its import and its API calls
+        "prefect_cost_per_process_shared_s": med(shared) - med(core),
+        "prefect_import_s": med(flows) - med(core),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--out", required=True, help="JSON file for the results (kept out of the repository)")
+    ap.add_argument("--only-fixed", action="store_true", help="only part 2, the fixed cost of a flow process")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="vpd-orch-"))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PREFECT_HOME": str(work / "prefect"),
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PATH": f"{BIN}:{os.environ['PATH']}"}
     out: dict = {}
 
-    # 1. Prefect per step: the same run as a flow and as the plain loop
     plain = tiny_params(work, args.steps, str(work / "plain"))
     flow = tiny_params(work, args.steps, str(work / "flow"))
+    if args.only_fixed:
+        out |= fixed_costs(plain, env, args.repeats)
+        print(json.dumps(out, indent=2))
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(out, indent=2))
+        vpd("server", "stop", env=env)
+        shutil.rmtree(work, ignore_errors=True)
+        return
+
+    # 1. Prefect per step: the same run as a flow and as the plain loop
     wall_plain = vpd("train", "--no-prefect", "--params", str(plain), env=env)
     wall_flow = vpd("train", "--params", str(flow), env=env)
     sp, sf = step_times(work / "plain"), step_times(work / "flow")
@@ -85,20 +131,7 @@ def main() -> None:
     out["process_wall_plain_s"], out["process_wall_flow_s"] = wall_plain, wall_flow
     out["flow_fixed_overhead_s"] = (wall_flow - sum(sf)) - (wall_plain - sum(sp))
 
-    # 2. the fixed cost of a flow process: `vpd prepare` (a one-task flow, ms of work) against the CLI's
-    # floor (`vpd params`: interpreter, imports, params), with Prefect's temporary server per process
-    # (VPD_SHARED_PREFECT=0, the old behaviour) and with the project's shared server (warm)
-    floor = [vpd("params", "--params", str(plain), env=env) for _ in range(args.repeats)]
-    temporary = [vpd("prepare", "--params", str(plain), env={**env, "VPD_SHARED_PREFECT": "0"}) for _ in range(args.repeats)]
-    vpd("server", "stop", env=env)
-    first = vpd("prepare", "--params", str(plain), env=env)  # starts the shared server
-    shared = [vpd("prepare", "--params", str(plain), env=env) for _ in range(args.repeats)]
-    out["cli_floor_s_median"] = statistics.median(floor)
-    out["prepare_temporary_server_s_median"] = statistics.median(temporary)
-    out["prepare_shared_server_first_s"] = first
-    out["prepare_shared_server_s_median"] = statistics.median(shared)
-    out["fixed_cost_per_process_temporary_s"] = statistics.median(temporary) - statistics.median(floor)
-    out["fixed_cost_per_process_shared_s"] = statistics.median(shared) - statistics.median(floor)
+    out |= fixed_costs(plain, env, args.repeats)
 
     # 3. a no-op `dvc repro`
     repo = work / "repo"
