@@ -213,11 +213,11 @@ def main() -> None:
     failed: dict[str, str] = {}
     for r in range(args.repeats):
         for impl in args.impls.split(","):
+            if impl in failed:  # out of memory once: the next repeat would be too
+                continue
             argv = sys.argv[1:]
             child = [a for i, a in enumerate(argv) if not a.startswith("--impls") and not (i and argv[i - 1] == "--impls")]
             cmd = [sys.executable, __file__, "--impl", impl, *child]
-            if impl in failed:
-                continue
             proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=limit)
             if proc.returncode != 0:
                 tail = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"

@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 
 from .checkpoint import STEP_PREFIX
 from .errors import VPDError
-from .fileio import write_text_atomic
+from .fileio import atomic_output, write_text_atomic
 
 MANIFEST = ".published.json"
 # an object store's PUT is all-or-nothing, and a rename there is a copy (a checkpoint twice)
@@ -59,7 +59,7 @@ def _local_files(run_dir: Path, recursive: bool = True) -> dict[str, list[int]]:
         # not into a checkpoint being swapped in, nor (recursive=False) into any subdirectory
         dirs[:] = [d for d in dirs if recursive and not d.startswith((".tmp-", ".old-"))]
         for name in files:
-            if name == MANIFEST or ".tmp" in name:
+            if name == MANIFEST or ".tmp-" in name:  # atomic_output's and our uploads' temporaries
                 continue
             p = Path(root) / name
             st = p.stat()
@@ -124,11 +124,8 @@ def fetch(url: str, run_dir: str | Path) -> int:
         files = [f for f in fs.find(root) if ".tmp-" not in f]
         for f in files:
             rel = PurePosixPath(f).relative_to(PurePosixPath(root)).as_posix()
-            local = run_dir / rel
-            local.parent.mkdir(parents=True, exist_ok=True)
-            tmp = local.with_name(local.name + f".fetch-{uuid.uuid4().hex[:8]}")
-            fs.get_file(f, str(tmp))
-            os.replace(tmp, local)
+            with atomic_output(run_dir / rel) as tmp:
+                fs.get_file(f, str(tmp))
     except OSError as e:
         raise PublishError(f"fetching {url} into {run_dir}: {e}") from e
     write_text_atomic(run_dir / MANIFEST, json.dumps(_local_files(run_dir), sort_keys=True))
