@@ -62,9 +62,12 @@ def step_times(run_dir: Path) -> list[float]:
     return [json.loads(x)["time/step"] for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-def python_import(module: str, env) -> float:
+def python_import(module: str, env, freeze: bool = True) -> float:
+    """A process that imports `module` and exits; freeze: the way `vpd` exits (gc.freeze, no
+    collection over the whole heap at shutdown), so that the floor is the CLI's minus Prefect."""
+    code = f"import {module}" + ("; import gc; gc.freeze()" if freeze else "")
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", f"import {module}"], cwd=REPO, env=env, check=True, capture_output=True)
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, check=True, capture_output=True)
     return time.perf_counter() - t0
 
 
@@ -72,16 +75,18 @@ def fixed_costs(plain: Path, env: dict, repeats: int) -> dict:
     """2. The fixed cost of a flow process: `vpd prepare` (a one-task flow, ms of work) with Prefect's
     temporary server per process (VPD_SHARED_PREFECT=0, the old behaviour) and with the project's
     shared server (warm), against two floors: the CLI's (`vpd params`: interpreter, config) and the
-    same imports without Prefect (`import vpd_core.loop`: torch, transformers, pandas). Interleaved."""
+    same imports without Prefect (`import vpd_core.loop`: torch, transformers, pandas, exiting as
+    `vpd` does; also with a plain exit, for reference). Interleaved."""
     floor, temporary = [], []
     for _ in range(repeats):
         floor.append(vpd("params", "--params", str(plain), env=env))
         temporary.append(vpd("prepare", "--params", str(plain), env={**env, "VPD_SHARED_PREFECT": "0"}))
     vpd("server", "stop", env=env)
     first = vpd("prepare", "--params", str(plain), env=env)  # starts the shared server
-    shared, core, flows = [], [], []
+    shared, core, core_plain_exit, flows = [], [], [], []
     for _ in range(repeats):
         core.append(python_import("vpd_core.loop", env))
+        core_plain_exit.append(python_import("vpd_core.loop", env, freeze=False))
         flows.append(python_import("flows.vpd_flows", env))
         shared.append(vpd("prepare", "--params", str(plain), env=env))
     med = statistics.median
@@ -89,7 +94,7 @@ def fixed_costs(plain: Path, env: dict, repeats: int) -> dict:
         "cli_floor_s_median": med(floor), "import_core_s_median": med(core), "import_flows_s_median": med(flows),
         "prepare_temporary_server_s_median": med(temporary), "prepare_shared_server_first_s": first,
         "prepare_shared_server_s_median": med(shared), "prepare_shared_server_s_runs": shared,
-        "import_core_s_runs": core,
+        "import_core_s_runs": core, "import_core_plain_exit_s_median": med(core_plain_exit),
         "fixed_cost_per_process_temporary_s": med(temporary) - med(floor),
         "fixed_cost_per_process_shared_s": med(shared) - med(floor),
         # what Prefect adds to a stage that imports the core anyway: its import and its API calls

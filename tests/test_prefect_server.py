@@ -16,9 +16,9 @@ import pytest
 from conftest import write_tiny_params
 
 
-def vpd(cwd, *args, idle="60", wait=True):
+def vpd(cwd, *args, idle="60", wait=True, **extra_env):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(VPD_PREFECT_IDLE_S=idle, HF_HUB_OFFLINE="1")
+    env.update(VPD_PREFECT_IDLE_S=idle, HF_HUB_OFFLINE="1", **extra_env)
     cmd = [sys.executable, "-m", "vpd.cli", *args]
     if not wait:
         return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -83,3 +83,14 @@ def test_the_server_stops_when_no_process_has_used_it_for_the_idle_time(project)
     while time.monotonic() < deadline and (alive(s["pid"]) or alive(s["server_pid"])):
         time.sleep(0.5)
     assert not alive(s["pid"]) and not alive(s["server_pid"]) and state(project) is None
+
+
+def test_short_flows_run_without_a_heartbeat_thread_and_long_ones_keep_it(project):
+    """prepare and report (seconds of work) skip the heartbeat thread, whose join costs up to 1 s
+    per stage; evaluate and train (minutes to hours) keep theirs, so crashed runs can be detected."""
+    started = "Started flow run heartbeat context"
+    debug = {"PREFECT_LOGGING_LEVEL": "DEBUG"}
+    short = vpd(project, "prepare", "--params", "params.yaml", "--verbose", **debug)
+    assert "Finished in state Completed" in short.stderr and started not in short.stderr
+    long = vpd(project, "evaluate", "--params", "params.yaml", "--checkpoint", "base", "--verbose", **debug)
+    assert started in long.stderr
