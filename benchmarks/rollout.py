@@ -67,6 +67,10 @@ def main() -> None:
     summary = {name: {"tokens_per_s_median": statistics.median(x["tokens_per_s"] for x in rs), "start_s": start[name],
                       "runs": rs} for name, rs in runs.items()}
     summary["vllm_over_hf"] = summary["vllm"]["tokens_per_s_median"] / summary["hf"]["tokens_per_s_median"]
+    # each repeat's pair (same seed, run back to back): the spread says how far one pair can be trusted
+    pairs = [v["tokens_per_s"] / h["tokens_per_s"] for h, v in zip(runs["hf"], runs["vllm"])]
+    summary["vllm_over_hf_pairs"] = pairs
+    summary["vllm_over_hf_pairs_median"] = statistics.median(pairs)
     meta = {"model": str(path), "source": p.data.source, "prompts": len(prompts), "group": args.group,
             "max_new_tokens": args.max_new_tokens, "temperature": p.rollout.temperature, "cpus": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "repeats": args.repeats}
@@ -74,6 +78,7 @@ def main() -> None:
     Path(args.out).write_text(json.dumps({"meta": meta, "summary": summary}, indent=2))
     print(json.dumps({"meta": meta, "hf_tok_s": summary["hf"]["tokens_per_s_median"],
                       "vllm_tok_s": summary["vllm"]["tokens_per_s_median"], "vllm_over_hf": summary["vllm_over_hf"],
+                      "vllm_over_hf_pairs": [round(x, 2) for x in pairs],
                       "vllm_start_s": start["vllm"]}, indent=2))
 
 

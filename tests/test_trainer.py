@@ -139,6 +139,43 @@ def test_micro_batching_is_exact(tiny_dir, tok):
         assert ma[k] == pytest.approx(mb_[k], rel=1e-5, abs=1e-6), k
 
 
+@pytest.mark.parametrize("bf16", [False, True])
+def test_e_step_runs_the_teacher_once_with_checkpointing_and_takes_the_same_step(tiny_dir, tok, bf16):
+    """Micro-batched, the E-step needs dL/dL_T on the whole batch before any backward. Without
+    checkpointing it scores the teacher twice (no-grad, then with gradients per micro-batch);
+    with the decoder layers recomputed it keeps each micro-batch's graph and scores it once. Both
+    give the E-step of one micro-batch: the same loss and gradients (to 1e-6)."""
+    from vpd_core.trainer import checkpointing
+
+    out = {}
+    for ckpt, mb in ((False, 16), (False, 3), ("e_step", 3), (True, 3)):
+        m = load_model(tiny_dir)
+        p = params(model={"gradient_checkpointing": ckpt}, train={"micro_batch_size": mb,
+                   "mixed_precision": "bf16" if bf16 else "fp32"})
+        tr = Trainer(m, tok, p)
+        forwards, final_grad = [], {}
+        m.get_decoder().register_forward_hook(lambda mod, args, kwargs, o: forwards.append(1), with_kwargs=True)
+        for name, q in m.named_parameters():  # the accumulated gradient, before the optimizer clears it
+            q.register_post_accumulate_grad_hook(lambda q, name=name: final_grad.__setitem__(name, q.grad.clone()))
+        with tr._autocast(), checkpointing(m, ckpt == "e_step"):
+            metrics = tr.e_step(synthetic_batch(tok))
+        grads = torch.cat([final_grad.get(n, torch.zeros_like(q)).flatten() for n, q in m.named_parameters()])
+        out[(ckpt, mb)] = (metrics, grads, len(forwards))
+    assert out[(False, 16)][2] == 2  # prior + teacher, one micro-batch
+    assert out[(False, 3)][2] == 3 + 3 + 3  # 8 samples in 3 micro-batches: prior, no-grad teacher, teacher
+    assert out[("e_step", 3)][2] == out[(True, 3)][2] == 3 + 3  # prior, teacher (layers recomputed inside)
+    # bf16 matmuls round differently for another batch composition: there the reference is
+    # today's micro-batched E-step with the same micro-batches
+    ref_metrics, ref_grads, _ = out[(False, 3) if bf16 else (False, 16)]
+    assert ref_grads.abs().max() > 1e-3
+    for key, (metrics, grads, _) in out.items():
+        if bf16 and key[1] != 3:
+            continue
+        assert metrics["estep/loss"] == pytest.approx(ref_metrics["estep/loss"], abs=1e-6), key
+        assert metrics["estep/delta"] == pytest.approx(ref_metrics["estep/delta"], abs=1e-6), key
+        assert (grads - ref_grads).abs().max() < 1e-6, (key, (grads - ref_grads).abs().max())
+
+
 def test_all_masked_batch_skips_the_update(model, tok):
     batch = synthetic_batch(tok)
     for s in batch:  # no successes, no feedback: no teacher context anywhere

@@ -44,16 +44,17 @@ def head_logits(head: torch.nn.Module, h: torch.Tensor, temperature: float = 1.0
     return logits if temperature == 1.0 else logits / temperature
 
 
-def map_chunks(fn: Callable[..., tuple[torch.Tensor, ...]], *seq_tensors: torch.Tensor, chunk: int):
+def map_chunks(fn: Callable[..., tuple[torch.Tensor, ...]], *seq_tensors: torch.Tensor, chunk: int,
+               recompute: bool = False):
     """Apply fn to slices [:, a:b] of each [B, T, ...] tensor and concatenate outputs along T.
 
-    With more than one chunk and gradients on, each call is checkpointed so its
-    [B, chunk, V] logits are not kept for backward.
+    With more than one chunk (or `recompute`) and gradients on, each call is checkpointed so
+    its [B, chunk, V] logits are not kept for backward.
     """
     T = seq_tensors[0].shape[1]
-    if T <= chunk:
-        return fn(*seq_tensors)
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in seq_tensors)
+    if T <= chunk and not (recompute and needs_grad):
+        return fn(*seq_tensors)
     parts = []
     for a in range(0, T, chunk):
         sl = [t[:, a : a + chunk] for t in seq_tensors]
@@ -73,15 +74,18 @@ def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
     return (logz.squeeze(-1) - (p * logits).sum(-1))
 
 
-def token_logprobs(model, packed: Packed, chunk: int = 256, temperature: float = 1.0) -> torch.Tensor:
-    """log pi(y_t | prefix) (at the sampling temperature) for every response token. -> [B, T] (0 where masked out)"""
+def token_logprobs(model, packed: Packed, chunk: int = 256, temperature: float = 1.0,
+                   recompute_head: bool = False) -> torch.Tensor:
+    """log pi(y_t | prefix) (at the sampling temperature) for every response token. -> [B, T] (0 where masked out)
+
+    recompute_head: keep no logits for backward even in a single chunk (for graphs that wait)."""
     head = lm_head(model)
     h = response_hidden(model, packed)
 
     def fn(h_c, y_c):
         return (gather_logps(head_logits(head, h_c, temperature), y_c),)
 
-    (logps,) = map_chunks(fn, h, packed.response_ids, chunk=chunk)
+    (logps,) = map_chunks(fn, h, packed.response_ids, chunk=chunk, recompute=recompute_head)
     return logps * packed.response_mask
 
 

@@ -286,34 +286,29 @@ class Trainer:
         prior = self.initial if v.prior == "initial" else self.model
         mbs = list(self._micro_batches(len(samples)))
 
-        def seq_logps(model, idx, use_context: bool) -> torch.Tensor:  # [b]
+        def seq_logps(model, idx, use_context: bool, keep_graph: bool = False) -> torch.Tensor:  # [b]
             prompts = [(contexts[i].prompt_ids if use_context else samples[i].rollout.prompt_ids) for i in idx]
             packed = self._pack(prompts, [samples[i] for i in idx])
-            lp = token_logprobs(model, packed, self.p.train.logit_chunk, self.temperature)
+            lp = token_logprobs(model, packed, self.p.train.logit_chunk, self.temperature, recompute_head=keep_graph)
             return sequence_logprob(lp, packed.response_mask, v.reward_agg)
 
         with torch.no_grad():
             student_lp = torch.cat([seq_logps(prior, idx, False) for idx in mbs])
         self.optimizer.zero_grad(set_to_none=True)
-        if len(mbs) == 1 and dist.world == 1:
-            teacher_lp = seq_logps(self.model, mbs[0], True)
-            self.delta = update_delta(self.delta, v.beta * (teacher_lp.detach() - student_lp), v.delta_momentum)
-            loss, metrics = bco_loss(teacher_lp, student_lp, rewards, beta=v.beta, delta=self.delta)
-            loss.backward()
+        one_pass = self._one_teacher_pass(len(mbs))
+        with torch.set_grad_enabled(one_pass):
+            teacher_lp = torch.cat([seq_logps(self.model, idx, True, keep_graph=len(mbs) > 1) for idx in mbs])
+        everyone = [dist.cat(t) for t in (teacher_lp.detach(), student_lp, rewards, in_loss)]  # [N] each, rank order
+        all_teacher, all_student, all_rewards, all_in = everyone[0], everyone[1], everyone[2], everyone[3] > 0.5
+        self.delta = update_delta(self.delta, v.beta * (all_teacher - all_student)[all_in], v.delta_momentum)
+        leaf = all_teacher.clone().requires_grad_(True)
+        loss, metrics = bco_loss(leaf[all_in], all_student[all_in], all_rewards[all_in], beta=v.beta, delta=self.delta)
+        (grad,) = torch.autograd.grad(loss, leaf)
+        offset = sum(dist.objects(len(samples))[: dist.rank])
+        grad = grad[offset : offset + len(samples)] * dist.world  # FSDP averages gradients over ranks
+        if one_pass:
+            (grad * teacher_lp).sum().backward()
         else:
-            # Exact micro-batching (and data parallelism): the loss couples all sequences only
-            # through L_T, so take dL/dL_T on the whole (global) batch first, then backprop
-            # sum(g * L_T) one micro-batch at a time.
-            with torch.no_grad():
-                teacher_lp = torch.cat([seq_logps(self.model, idx, True) for idx in mbs])
-            everyone = [dist.cat(t) for t in (teacher_lp, student_lp, rewards, in_loss)]  # [N] each, rank order
-            all_teacher, all_student, all_rewards, all_in = everyone[0], everyone[1], everyone[2], everyone[3] > 0.5
-            self.delta = update_delta(self.delta, v.beta * (all_teacher - all_student)[all_in], v.delta_momentum)
-            leaf = all_teacher.clone().requires_grad_(True)
-            loss, metrics = bco_loss(leaf[all_in], all_student[all_in], all_rewards[all_in], beta=v.beta, delta=self.delta)
-            (grad,) = torch.autograd.grad(loss, leaf)
-            offset = sum(dist.objects(len(samples))[: dist.rank])
-            grad = grad[offset : offset + len(samples)] * dist.world  # FSDP averages gradients over ranks
             for idx in mbs:
                 lp = seq_logps(self.model, idx, True)
                 (grad[idx[0] : idx[-1] + 1] * lp).sum().backward()
@@ -323,6 +318,16 @@ class Trainer:
         metrics["estep/count"] = float(self.e_steps)
         metrics["time/estep"] = time.perf_counter() - t_start
         return metrics
+
+    def _one_teacher_pass(self, micro_batches: int) -> bool:
+        """Whether the E-step scores the teacher once, keeping every micro-batch's graph until the
+        backward. The BCO loss couples all sequences through L_T (delta, the class means), so
+        dL/dL_T needs the whole (global) batch before any backward. The graphs can wait when the
+        decoder layers are recomputed in backward: each then holds only its layers' inputs (the lm
+        head is recomputed too), ~N*L*H*4 bytes per layer for the batch. Otherwise (no
+        checkpointing, or FSDP, whose shards are gathered per forward) a no-grad pass comes first
+        and each micro-batch runs again with gradients."""
+        return self.dist.world == 1 and (micro_batches == 1 or self.p.model.gradient_checkpointing is not False)
 
     def grpo_step(self, samples: list[Sample], contexts: list[TeacherContext] | None = None,
                   old_logps: list[list[float]] | None = None, advantages: torch.Tensor | None = None
