@@ -8,7 +8,7 @@ from vpd_core.config import parse_params
 from vpd_core.models import load_model
 from vpd_core.rollout import HFRolloutEngine, SamplingParams
 from vpd_core.sequences import Rollout, Sample, chat_prompt_ids
-from vpd_core.trainer import Trainer
+from vpd_core.trainer import Trainer, checkpointing_on
 
 
 def unpadded_response_logits(model, prompts: list[list[int]], responses: list[list[int]]) -> torch.Tensor:
@@ -320,7 +320,7 @@ def test_gradient_checkpointing_takes_the_same_step(tiny_dir, tok, algorithm):
     for ckpt in (False, True, "e_step"):
         m = load_model(tiny_dir)
         tr = Trainer(m, tok, params(algorithm=algorithm, model={"gradient_checkpointing": ckpt}, vpd={"e_every": 1}))
-        checkpointed = lambda: any(getattr(mod, "gradient_checkpointing", False) for mod in m.modules())  # noqa: E731
+        checkpointed = lambda: checkpointing_on(m)  # noqa: E731
         assert checkpointed() == (ckpt is True)
         seen = []
         if algorithm == "vpd":  # "e_step": on during the E-step only, off again after it

@@ -72,6 +72,11 @@ def set_checkpointing(model, on: bool) -> None:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
+def checkpointing_on(model) -> bool:
+    """Whether the decoder layers are recomputed in backward now (set_checkpointing's flag)."""
+    return any(getattr(m, "gradient_checkpointing", False) is True for m in model.modules())
+
+
 @contextmanager
 def checkpointing(model, on: bool):
     """Activation checkpointing for the duration of one update (model.gradient_checkpointing: e_step)."""
@@ -327,7 +332,7 @@ class Trainer:
         head is recomputed too), ~N*L*H*4 bytes per layer for the batch. Otherwise (no
         checkpointing, or FSDP, whose shards are gathered per forward) a no-grad pass comes first
         and each micro-batch runs again with gradients."""
-        return self.dist.world == 1 and (micro_batches == 1 or self.p.model.gradient_checkpointing is not False)
+        return self.dist.world == 1 and (micro_batches == 1 or checkpointing_on(self.model))
 
     def grpo_step(self, samples: list[Sample], contexts: list[TeacherContext] | None = None,
                   old_logps: list[list[float]] | None = None, advantages: torch.Tensor | None = None
