@@ -121,7 +121,7 @@ def main() -> None:
                 ckpt, allow_one = variants[name]
                 forwards.clear()
                 trainer_mod.token_logprobs = timed_logprobs
-                trainer._one_teacher_pass = (lambda n: one_pass(n)) if allow_one else (lambda n: n == 1)
+                trainer._one_teacher_pass = one_pass if allow_one else (lambda mbs, lengths: len(mbs) == 1)
                 try:
                     with peak_rss() as peak, trainer._autocast(), trainer_mod.checkpointing(trainer.model, ckpt):
                         e = trainer.e_step(samples)

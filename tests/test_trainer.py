@@ -144,13 +144,14 @@ def test_e_step_runs_the_teacher_once_with_checkpointing_and_takes_the_same_step
     """Micro-batched, the E-step needs dL/dL_T on the whole batch before any backward. Without
     checkpointing it scores the teacher twice (no-grad, then with gradients per micro-batch);
     with the decoder layers recomputed it keeps each micro-batch's graph and scores it once. Both
-    give the E-step of one micro-batch: the same loss and gradients (to 1e-6)."""
+    give the E-step of one micro-batch: the same loss and gradients (to 1e-6). Kept layer inputs
+    over train.e_step_keep_gib fall back to two passes."""
     from vpd_core.trainer import checkpointing
 
     out = {}
-    for ckpt, mb in ((False, 16), (False, 3), ("e_step", 3), (True, 3)):
+    for ckpt, mb, keep in ((False, 16, 2.0), (False, 3, 2.0), ("e_step", 3, 2.0), (True, 3, 2.0), (True, 3, 1e-6)):
         m = load_model(tiny_dir)
-        p = params(model={"gradient_checkpointing": ckpt}, train={"micro_batch_size": mb,
+        p = params(model={"gradient_checkpointing": ckpt}, train={"micro_batch_size": mb, "e_step_keep_gib": keep,
                    "mixed_precision": "bf16" if bf16 else "fp32"})
         tr = Trainer(m, tok, p)
         forwards, final_grad = [], {}
@@ -160,13 +161,14 @@ def test_e_step_runs_the_teacher_once_with_checkpointing_and_takes_the_same_step
         with tr._autocast(), checkpointing(m, ckpt == "e_step"):
             metrics = tr.e_step(synthetic_batch(tok))
         grads = torch.cat([final_grad.get(n, torch.zeros_like(q)).flatten() for n, q in m.named_parameters()])
-        out[(ckpt, mb)] = (metrics, grads, len(forwards))
-    assert out[(False, 16)][2] == 2  # prior + teacher, one micro-batch
-    assert out[(False, 3)][2] == 3 + 3 + 3  # 8 samples in 3 micro-batches: prior, no-grad teacher, teacher
-    assert out[("e_step", 3)][2] == out[(True, 3)][2] == 3 + 3  # prior, teacher (layers recomputed inside)
+        out[(ckpt, mb, keep)] = (metrics, grads, len(forwards))
+    assert out[(False, 16, 2.0)][2] == 2  # prior + teacher, one micro-batch
+    assert out[(False, 3, 2.0)][2] == 3 + 3 + 3  # 8 samples in 3 micro-batches: prior, no-grad teacher, teacher
+    assert out[("e_step", 3, 2.0)][2] == out[(True, 3, 2.0)][2] == 3 + 3  # prior, teacher (layers recomputed inside)
+    assert out[(True, 3, 1e-6)][2] == 3 + 3 + 3  # the kept layer inputs would exceed the cap: two passes
     # bf16 matmuls round differently for another batch composition: there the reference is
     # today's micro-batched E-step with the same micro-batches
-    ref_metrics, ref_grads, _ = out[(False, 3) if bf16 else (False, 16)]
+    ref_metrics, ref_grads, _ = out[(False, 3, 2.0) if bf16 else (False, 16, 2.0)]
     assert ref_grads.abs().max() > 1e-3
     for key, (metrics, grads, _) in out.items():
         if bf16 and key[1] != 3:

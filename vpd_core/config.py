@@ -154,6 +154,10 @@ class TrainParams(_Section):
     steps: int = Field(6, ge=1)
     micro_batch_size: int = Field(8, ge=1, description="sequences per forward/backward; gradients accumulate")
     logit_chunk: int = Field(256, ge=1, description="response positions per lm-head chunk")
+    e_step_keep_gib: float = Field(2.0, ge=0, description=(
+        "with the decoder layers recomputed, the E-step scores the teacher once and keeps every "
+        "micro-batch's layer inputs until the backward when they take at most this many GiB; "
+        "else it scores the teacher twice (0: always twice)"))
     # bf16: autocast the decoder's matmuls (GPU path); the lm head, losses and weights stay fp32
     mixed_precision: Literal["fp32", "bf16"] = "fp32"
     # Which policy counts as pi_old for importance weights and PPO ratios: the sampler's log-probs,

@@ -300,7 +300,8 @@ class Trainer:
         with torch.no_grad():
             student_lp = torch.cat([seq_logps(prior, idx, False) for idx in mbs])
         self.optimizer.zero_grad(set_to_none=True)
-        one_pass = self._one_teacher_pass(len(mbs))
+        one_pass = self._one_teacher_pass(mbs, [len(c.prompt_ids) + len(s.rollout.response_ids)
+                                                for c, s in zip(contexts, samples)])
         with torch.set_grad_enabled(one_pass):
             teacher_lp = torch.cat([seq_logps(self.model, idx, True, keep_graph=len(mbs) > 1) for idx in mbs])
         everyone = [dist.cat(t) for t in (teacher_lp.detach(), student_lp, rewards, in_loss)]  # [N] each, rank order
@@ -324,15 +325,23 @@ class Trainer:
         metrics["time/estep"] = time.perf_counter() - t_start
         return metrics
 
-    def _one_teacher_pass(self, micro_batches: int) -> bool:
+    def _one_teacher_pass(self, mbs: list[list[int]], lengths: list[int]) -> bool:
         """Whether the E-step scores the teacher once, keeping every micro-batch's graph until the
         backward. The BCO loss couples all sequences through L_T (delta, the class means), so
         dL/dL_T needs the whole (global) batch before any backward. The graphs can wait when the
-        decoder layers are recomputed in backward: each then holds only its layers' inputs (the lm
-        head is recomputed too), ~N*L*H*4 bytes per layer for the batch. Otherwise (no
-        checkpointing, or FSDP, whose shards are gathered per forward) a no-grad pass comes first
-        and each micro-batch runs again with gradients."""
-        return self.dist.world == 1 and (micro_batches == 1 or checkpointing_on(self.model))
+        decoder layers are recomputed in backward: each then holds its layers' inputs (the lm head
+        is recomputed too), layers x padded tokens x hidden x bytes, allowed up to
+        train.e_step_keep_gib (the paper's 8k-token responses would need tens of GB). Otherwise,
+        and under FSDP (whose shards are gathered per forward), a no-grad pass comes first and
+        each micro-batch runs again with gradients."""
+        if self.dist.world > 1:
+            return False
+        if len(mbs) == 1:
+            return True
+        cfg = self.model.config
+        kept = (sum(len(idx) * max(lengths[i] for i in idx) for idx in mbs)  # padded tokens
+                * cfg.hidden_size * cfg.num_hidden_layers * next(self.model.parameters()).element_size())
+        return checkpointing_on(self.model) and kept <= self.p.train.e_step_keep_gib * 2**30
 
     def grpo_step(self, samples: list[Sample], contexts: list[TeacherContext] | None = None,
                   old_logps: list[list[float]] | None = None, advantages: torch.Tensor | None = None
