@@ -72,16 +72,18 @@ test-slow: setup
 	scripts/system-deps.sh --test
 	scripts/test.sh -m slow
 
+# benchmark results go to BENCH_OUT, never into the repository (docs/benchmarks.md has the figures)
+BENCH_OUT ?= /tmp/vpd-bench
 bench: setup
 	scripts/pip-install.sh $(PY) -e ".[dev,bench]"
-	HF_HUB_OFFLINE=1 $(PY) benchmarks/mstep.py
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/mstep.py --out $(BENCH_OUT)/mstep.json
 
 # one VPD step on a GPU (random Qwen3-1.7B shape); BENCH_ARGS="--device cpu --tiny" is the smoke mode
 bench-gpu: setup
-	HF_HUB_OFFLINE=1 $(PY) benchmarks/gpu_step.py $(BENCH_ARGS)
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/gpu_step.py --out $(BENCH_OUT)/gpu_step.json $(BENCH_ARGS)
 
 bench-sandbox: setup system-deps
-	scripts/with-dockerd.sh $(PY) benchmarks/sandbox.py
+	scripts/with-dockerd.sh $(PY) benchmarks/sandbox.py --out $(BENCH_OUT)/sandbox.json
 
 clean-runs:
 	rm -rf runs/default
