@@ -339,9 +339,12 @@ class Trainer:
         if len(mbs) == 1:
             return True
         cfg = self.model.config
+        hidden, layers = getattr(cfg, "hidden_size", None), getattr(cfg, "num_hidden_layers", None)
+        if not (hidden and layers and checkpointing_on(self.model)):
+            return False  # a config that does not say its shape is not guessed at
         kept = (sum(len(idx) * max(lengths[i] for i in idx) for idx in mbs)  # padded tokens
-                * cfg.hidden_size * cfg.num_hidden_layers * next(self.model.parameters()).element_size())
-        return checkpointing_on(self.model) and kept <= self.p.train.e_step_keep_gib * 2**30
+                * hidden * layers * next(self.model.parameters()).element_size())
+        return kept <= self.p.train.e_step_keep_gib * 2**30
 
     def grpo_step(self, samples: list[Sample], contexts: list[TeacherContext] | None = None,
                   old_logps: list[list[float]] | None = None, advantages: torch.Tensor | None = None
