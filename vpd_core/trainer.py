@@ -117,8 +117,10 @@ class Trainer:
                 if m is not None:
                     shard(m)
         o = params.optim
+        # fused: one kernel over all parameters (CPU and CUDA): 5x faster per step than the
+        # per-parameter loop that is the default on CPU (benchmarks/adamw.py)
         self.optimizer = torch.optim.AdamW(
-            model.parameters(), lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay
+            model.parameters(), lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay, fused=True
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_lambda(o.schedule, o.warmup_steps, params.train.steps)
