@@ -103,11 +103,11 @@ def main() -> None:
         forwards.append((torch.is_grad_enabled(), time.perf_counter() - t0))
         return out
 
-    one_pass = trainer._one_teacher_pass
-    variants = {  # (layers recomputed in the E-step, one teacher pass allowed)
-        "one-pass": (True, True),  # the default: checkpointing, the teacher scored once
-        "two-pass": (True, False),  # the same with a no-grad teacher pass first (before this change)
-        "two-pass-no-ckpt": (False, False),  # model.gradient_checkpointing: false
+    keep_gib = params.train.e_step_keep_gib
+    variants = {  # (layers recomputed in the E-step, train.e_step_keep_gib)
+        "one-pass": (True, keep_gib),  # the default: checkpointing, the teacher scored once
+        "two-pass": (True, 0.0),  # the same with a no-grad teacher pass first (before this change)
+        "two-pass-no-ckpt": (False, keep_gib),  # model.gradient_checkpointing: false
     }
     trainer.p.vpd.e_every = 10**9  # train_step: the M-step alone
     rows = []
@@ -118,17 +118,16 @@ def main() -> None:
                    "mstep_s": m["time/teacher_scoring"] + m["time/update"], "mstep_update_s": m["time/update"]}
             order = list(variants)[(rep + b) % 3 :] + list(variants)[: (rep + b) % 3]  # rotated: no fixed order
             for name in order:
-                ckpt, allow_one = variants[name]
+                ckpt, trainer.p.train.e_step_keep_gib = variants[name]
                 forwards.clear()
                 trainer_mod.token_logprobs = timed_logprobs
-                trainer._one_teacher_pass = one_pass if allow_one else (lambda mbs, lengths: len(mbs) == 1)
                 try:
                     with peak_rss() as peak, trainer._autocast(), trainer_mod.checkpointing(trainer.model, ckpt):
                         e = trainer.e_step(samples)
                 finally:
                     trainer_mod.token_logprobs = inner
-                    trainer._one_teacher_pass = one_pass
                 row |= {f"{name}/estep_s": e.get("time/estep", 0.0), f"{name}/samples": e.get("estep/samples", 0.0),
+                        f"{name}/teacher_passes": e.get("estep/teacher_passes", 0.0),
                         f"{name}/forward_nograd_s": sum(t for g, t in forwards if not g),
                         f"{name}/forward_grad_s": sum(t for g, t in forwards if g),
                         f"{name}/forwards": len(forwards), f"{name}/peak_over_start_mib": peak[0]}

@@ -186,9 +186,7 @@ def main(argv=None) -> int:
         _, t_m, mem_m = timed(device, lambda: trainer.train_step(samples))
         e_metrics, t_e, mem_e = timed(device, lambda: trainer.e_step(samples))
         assert "estep/loss" in e_metrics, e_metrics  # not skipped
-        # the E-step scores the teacher twice unless its kept layer inputs fit train.e_step_keep_gib
-        e_two_pass = not trainer._one_teacher_pass(list(trainer._micro_batches(len(samples))),
-                                                   [len(c.prompt_ids) + len(r.response_ids) for c, r in zip(contexts, rollouts)])
+        e_two_pass = e_metrics["estep/teacher_passes"] == 2  # no graph kept: a no-grad teacher pass first
         runs.append({
             "rollout_s": t_roll, "mstep_s": t_m, "estep_s": t_e, "response_tokens": resp,
             "student_tokens": student_tokens, "teacher_tokens": teacher_tokens,

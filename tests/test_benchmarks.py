@@ -53,4 +53,5 @@ def test_estep_benchmark_on_the_tiny_model(tmp_path, tiny_dir):
     n = -(-row["samples"] // 3)  # micro-batches
     assert row["one-pass/forwards"] == 2 * n  # the prior, then the teacher once
     assert row["two-pass/forwards"] == row["two-pass-no-ckpt/forwards"] == 3 * n
+    assert [row[f"{v}/teacher_passes"] for v in ("one-pass", "two-pass", "two-pass-no-ckpt")] == [1.0, 2.0, 2.0]
     assert r["mstep_s_median"] > 0 and r["one-pass/estep_over_mstep_median"] > 0

@@ -166,6 +166,8 @@ def test_e_step_runs_the_teacher_once_with_checkpointing_and_takes_the_same_step
     assert out[(False, 3, 2.0)][2] == 3 + 3 + 3  # 8 samples in 3 micro-batches: prior, no-grad teacher, teacher
     assert out[("e_step", 3, 2.0)][2] == out[(True, 3, 2.0)][2] == 3 + 3  # prior, teacher (layers recomputed inside)
     assert out[(True, 3, 1e-6)][2] == 3 + 3 + 3  # the kept layer inputs would exceed the cap: two passes
+    assert {k: m["estep/teacher_passes"] for k, (m, _, _) in out.items()} == {
+        (False, 16, 2.0): 1.0, (False, 3, 2.0): 2.0, ("e_step", 3, 2.0): 1.0, (True, 3, 2.0): 1.0, (True, 3, 1e-6): 2.0}
     # bf16 matmuls round differently for another batch composition: there the reference is
     # today's micro-batched E-step with the same micro-batches
     ref_metrics, ref_grads, _ = out[(False, 3, 2.0) if bf16 else (False, 16, 2.0)]

@@ -323,6 +323,7 @@ class Trainer:
         metrics |= {f"estep/{k.split('/', 1)[1]}": val for k, val in self._optimizer_step(True, lr_scale=v.e_lr_scale).items()}
         self.e_steps += 1
         metrics["estep/samples"] = float(n_active)
+        metrics["estep/teacher_passes"] = 1.0 if one_pass else 2.0
         metrics["estep/count"] = float(self.e_steps)
         metrics["time/estep"] = time.perf_counter() - t_start
         return metrics
